@@ -1,0 +1,92 @@
+"""Creating engines and sessions, and bringing the schema up to date with Alembic."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from docmail.errors import ConfigurationError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # WAL lets the API read while the worker writes; busy_timeout makes writers wait
+    # for each other instead of failing with "database is locked".
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # pysqlite's own transaction handling is off (see isolation_level=None below);
+    # we emit BEGIN ourselves so a claim can use BEGIN IMMEDIATE.
+    mode = conn.info.pop("sqlite_begin_mode", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``; SQLite gets WAL, a busy timeout and explicit BEGINs."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None},
+            **kwargs,
+        )
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    except Exception as exc:  # bad URL or missing driver: say which setting to fix
+        raise ConfigurationError(
+            f"cannot use DOCMAIL_DATABASE_URL: {exc}", field="DOCMAIL_DATABASE_URL"
+        ) from exc
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A Core transaction that holds the write lock from its first statement.
+
+    On SQLite this is ``BEGIN IMMEDIATE``: two workers claiming messages are
+    serialised instead of both reading the same rows. On PostgreSQL it is an
+    ordinary transaction; claims there rely on ``FOR UPDATE SKIP LOCKED``.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.info["sqlite_begin_mode"] = "IMMEDIATE"
+        with conn.begin():
+            yield conn
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema to the newest revision (idempotent)."""
+    command.upgrade(alembic_config(engine), "head")

@@ -1,0 +1,34 @@
+"""The composition root: the one place where adapters are chosen and wired together."""
+
+from __future__ import annotations
+
+from docmail.adapters.db.engine import make_engine, make_session_factory, migrate
+from docmail.adapters.secrets import SecretBox, load_or_create_keys
+from docmail.adapters.smtp.transport import SmtpTransport
+from docmail.config import Settings
+from docmail.services.runtime import Runtime, TransportFactory
+from docmail.templates.engine import TemplateEngine
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    transport_factory: TransportFactory | None = None,
+    run_migrations: bool = True,
+) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    if run_migrations:
+        migrate(engine)
+    keys = load_or_create_keys(settings.secret_keys, settings.key_file)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        secrets=SecretBox(keys),
+        templates=TemplateEngine(
+            timeout_seconds=settings.render_timeout_seconds,
+            max_output_bytes=settings.render_max_output_bytes,
+        ),
+        transport_factory=transport_factory or SmtpTransport,
+    )

@@ -1,0 +1,69 @@
+"""Settings, read once from the environment and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from docmail.errors import ConfigurationError
+
+DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+def _int_env(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number", field=name) from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("docmail-data")
+    database_url: str | None = None
+    secret_keys: tuple[str, ...] = ()
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    smtp_timeout: float = 30.0
+    worker_poll_seconds: float = 1.0
+    worker_lease_seconds: int = 300
+    worker_batch_size: int = 20
+    render_timeout_seconds: float = 2.0
+    render_max_output_bytes: int = 2 * 1024 * 1024
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def max_request_bytes(self) -> int:
+        # base64 grows data by 4/3; leave room for several attachments and the JSON around them.
+        return self.max_attachment_bytes * 2 + 1024 * 1024
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'docmail.sqlite3').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        keys = tuple(k.strip() for k in env.get("DOCMAIL_SECRET_KEY", "").split(",") if k.strip())
+        return cls(
+            data_dir=Path(env.get("DOCMAIL_DATA_DIR") or "docmail-data"),
+            database_url=env.get("DOCMAIL_DATABASE_URL") or None,
+            secret_keys=keys,
+            max_attachment_bytes=_int_env(
+                env, "DOCMAIL_MAX_ATTACHMENT_BYTES", DEFAULT_MAX_ATTACHMENT_BYTES
+            ),
+            worker_poll_seconds=float(env.get("DOCMAIL_WORKER_POLL_SECONDS") or 1.0),
+            worker_lease_seconds=_int_env(env, "DOCMAIL_WORKER_LEASE_SECONDS", 300),
+        )

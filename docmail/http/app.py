@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from sqlalchemy import text
+
+from docmail import __version__
+from docmail.http.errors import install_error_handlers
+from docmail.http.limits import BodySizeLimit
+from docmail.http.routes import documents, messages, settings
+from docmail.services.runtime import Runtime
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="docmail",
+        version=__version__,
+        description="Email business documents to the people they concern.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for router in (settings.router, documents.router, messages.router):
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get(f"{API_PREFIX}/health", tags=["operations"])
+    def health() -> dict[str, object]:
+        with runtime.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)
+    return app

@@ -1,0 +1,80 @@
+"""One JSON error shape for every failure: ``{"error": ..., "field": ...}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from docmail.errors import DocmailError
+
+log = logging.getLogger("docmail.http")
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = _field_path(tuple(error.get("loc", ())))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = repr(value) if isinstance(value, str | int | float | bool) else None
+    if error.get("type") == "missing":
+        return f"{field} is required"
+    if shown is not None and len(shown) < 200:
+        return f"{field} {shown}: {message}"
+    return f"{field}: {message}"
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    first = errors[0] if errors else {}
+    body = {
+        "error": _describe(first) if first else "invalid request",
+        "field": _field_path(tuple(first.get("loc", ()))) if first else None,
+        "details": [
+            {"field": _field_path(tuple(e.get("loc", ()))), "error": _describe(e)}
+            for e in errors[:20]
+        ],
+    }
+    return JSONResponse(body, status_code=422)
+
+
+async def _docmail_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DocmailError)
+    if exc.status_code >= 500:
+        log.error("request %s failed: %s", request.url.path, exc.message)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        {"error": str(exc.detail), "field": None},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return JSONResponse(
+        {"error": "internal error; the server log has the details", "field": None}, status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(DocmailError, _docmail_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,0 +1,106 @@
+"""Companies (tenants), users, memberships and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets as pysecrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from docmail.adapters.db import tables as t
+from docmail.domain.documents import DEFAULT_DOCUMENT_TYPES, parse_language
+from docmail.errors import AuthenticationRequired, Conflict, ValidationError
+from docmail.services.passwords import hash_password
+from docmail.services.runtime import Actor, Role, Runtime
+
+TOKEN_PREFIX = "dm_"  # noqa: S105 - a public prefix, not a secret
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def seed_document_types(session: Session, company_id: int) -> None:
+    existing = set(
+        session.scalars(select(t.DocumentType.code).where(t.DocumentType.company_id == company_id))
+    )
+    for default in DEFAULT_DOCUMENT_TYPES:
+        rule = default.rule
+        if rule.code in existing:
+            continue
+        session.add(
+            t.DocumentType(
+                company_id=company_id,
+                code=rule.code,
+                name=rule.name,
+                recipient_roles=list(rule.recipient_roles),
+                cc_roles=list(rule.cc_roles),
+                fallback=rule.fallback.value,
+                required_status=rule.required_status.value if rule.required_status else None,
+            )
+        )
+
+
+def create_company(
+    runtime: Runtime, name: str, *, country: str = "MX", language: str = "es"
+) -> t.Company:
+    if not name.strip():
+        raise ValidationError("company name is empty", field="name", value=name)
+    if len(country) != 2 or not country.isalpha():
+        raise ValidationError(
+            f"country {country!r} must be a two-letter code such as MX", field="country"
+        )
+    parse_language(language)
+    with runtime.session() as session:
+        company = t.Company(name=name.strip(), country=country.upper(), default_language=language)
+        session.add(company)
+        session.flush()
+        seed_document_types(session, company.id)
+    return company
+
+
+def create_api_token(runtime: Runtime, company_id: int, name: str, role: Role = Role.ADMIN) -> str:
+    """Create a token and return it in clear: the only time it is ever shown."""
+    token = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
+    with runtime.session() as session:
+        session.add(
+            t.ApiToken(
+                company_id=company_id, name=name, token_hash=hash_token(token), role=role.value
+            )
+        )
+    return token
+
+
+def authenticate_token(runtime: Runtime, token: str) -> Actor:
+    if not token:
+        raise AuthenticationRequired("missing API token; send 'Authorization: Bearer <token>'")
+    with runtime.session() as session:
+        row = session.scalar(
+            select(t.ApiToken).where(
+                t.ApiToken.token_hash == hash_token(token), t.ApiToken.revoked_at.is_(None)
+            )
+        )
+        if row is None:
+            raise AuthenticationRequired("the API token is not valid or was revoked")
+        return Actor(company_id=row.company_id, role=Role(row.role), label=f"token:{row.name}")
+
+
+def create_user(
+    runtime: Runtime, email: str, password: str, *, name: str = "", language: str | None = None
+) -> t.User:
+    if len(password) < 8:
+        raise ValidationError("password must have at least 8 characters", field="password")
+    with runtime.session() as session:
+        if session.scalar(select(t.User).where(t.User.email == email.lower())):
+            raise Conflict(f"a user with email {email!r} exists", field="email", value=email)
+        user = t.User(
+            email=email.lower(), name=name, password_hash=hash_password(password), language=language
+        )
+        session.add(user)
+    return user
+
+
+def add_membership(runtime: Runtime, user_id: int, company_id: int, role: Role) -> None:
+    with runtime.session() as session:
+        session.add(t.Membership(user_id=user_id, company_id=company_id, role=role.value))

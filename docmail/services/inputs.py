@@ -1,0 +1,227 @@
+"""Validated input commands shared by the HTTP API, the CLI importer and the services.
+
+Pydantic checks shapes and types; the domain checks meaning (addresses, header
+safety, states). Unknown fields are rejected so typos do not pass silently.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from docmail.domain.addresses import check_header_value, normalize_email
+from docmail.errors import DocmailError
+
+Security = Literal["starttls", "ssl", "none"]
+Language = Literal["es", "pt", "en"]
+Status = Literal["draft", "issued", "stamped", "cancelled"]
+FallbackName = Literal["general_email", "none", "manual_only"]
+BatchMode = Literal["per_document", "per_party"]
+
+_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"
+
+
+class _Info:
+    def __init__(self, field_name: str) -> None:
+        self.field_name = field_name
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _single_line(value: str | None, info: Any) -> str | None:
+    if value is not None:
+        try:
+            check_header_value(value, info.field_name)
+        except DocmailError as exc:  # pydantic reports ValueErrors with the field's full path
+            raise ValueError(exc.message) from None
+    return value
+
+
+def _email(value: str | None, info: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return normalize_email(value, info.field_name)
+    except DocmailError as exc:
+        raise ValueError(exc.message) from None
+
+
+class AccountIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = Field(default=None, max_length=320)
+    password: str | None = Field(default=None, max_length=1000)
+    from_email: str
+    from_name: str = Field(default="", max_length=200)
+    verify_tls: bool = True
+    is_default: bool = False
+
+    _lines = field_validator("name", "host", "username", "from_name")(_single_line)
+    _from = field_validator("from_email")(_email)
+
+
+class AccountPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    host: str | None = Field(default=None, min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security | None = None
+    username: str | None = Field(default=None, max_length=320)
+    password: str | None = Field(default=None, max_length=1000)
+    from_email: str | None = None
+    from_name: str | None = Field(default=None, max_length=200)
+    verify_tls: bool | None = None
+    is_default: bool | None = None
+    paused: bool | None = None
+
+    _lines = field_validator("name", "host", "username", "from_name")(_single_line)
+    _from = field_validator("from_email")(_email)
+
+
+class ContactIn(Strict):
+    name: str = Field(default="", max_length=200)
+    email: str
+    roles: list[str] = Field(default_factory=list, max_length=20)
+
+    _name = field_validator("name")(_single_line)
+    _email_check = field_validator("email")(_email)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, roles: list[str]) -> list[str]:
+        cleaned = []
+        for role in roles:
+            role = role.strip().lower()
+            if not role or len(role) > 40 or not role.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"role {role!r} must be letters, digits, '-' or '_'")
+            if role not in cleaned:
+                cleaned.append(role)
+        return cleaned
+
+
+class PartyIn(Strict):
+    code: str = Field(min_length=1, max_length=64, pattern=_CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=300)
+    tax_id: str | None = Field(default=None, max_length=64)
+    email: str | None = None
+    language: Language = "es"
+    auto_send: bool = True
+    auto_send_only_multiple: bool = False
+    contacts: list[ContactIn] = Field(default_factory=list, max_length=200)
+
+    _lines = field_validator("name", "tax_id")(_single_line)
+    _email_check = field_validator("email")(_email)
+
+
+class PartyPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    tax_id: str | None = Field(default=None, max_length=64)
+    email: str | None = None
+    language: Language | None = None
+    auto_send: bool | None = None
+    auto_send_only_multiple: bool | None = None
+    contacts: list[ContactIn] | None = Field(default=None, max_length=200)
+
+    _lines = field_validator("name", "tax_id")(_single_line)
+    _email_check = field_validator("email")(_email)
+
+
+class DocumentTypeIn(Strict):
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1, max_length=200)
+    recipient_roles: list[str] = Field(default_factory=list)
+    cc_roles: list[str] = Field(default_factory=list)
+    fallback: FallbackName = "general_email"
+    required_status: Status | None = None
+
+
+class DocumentTypePatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    recipient_roles: list[str] | None = None
+    cc_roles: list[str] | None = None
+    fallback: FallbackName | None = None
+    required_status: Status | None = None
+
+
+class AttachmentIn(Strict):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(default="application/octet-stream", max_length=127)
+    content_base64: str
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, value: str) -> str:
+        _single_line(value, _Info("filename"))
+        if "/" in value or "\\" in value or value in (".", ".."):
+            raise ValueError(f"filename {value!r} must not contain a path")
+        return value
+
+    @field_validator("content_type")
+    @classmethod
+    def _content_type(cls, value: str) -> str:
+        main, _, sub = value.partition("/")
+        if (
+            not main
+            or not sub
+            or not all(
+                p.replace("-", "").replace(".", "").replace("+", "").isalnum() for p in (main, sub)
+            )
+        ):
+            raise ValueError(f"content_type {value!r} is not a MIME type like application/pdf")
+        return value.lower()
+
+
+class DocumentIn(Strict):
+    type: str = Field(min_length=1, max_length=40)
+    number: str = Field(min_length=1, max_length=100)
+    party_code: str = Field(min_length=1, max_length=64)
+    issue_date: date | None = None
+    due_date: date | None = None
+    total: Decimal | None = Field(default=None, max_digits=20, decimal_places=6)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    status: Status = "issued"
+    fiscal_id: str | None = Field(default=None, max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+
+    _lines = field_validator("number", "fiscal_id")(_single_line)
+
+
+class DocumentPatch(Strict):
+    status: Status | None = None
+    due_date: date | None = None
+    fiscal_id: str | None = Field(default=None, max_length=100)
+    data: dict[str, Any] | None = None
+
+
+class TemplateIn(Strict):
+    subject: str = Field(min_length=1, max_length=2000)
+    body_html: str = Field(max_length=200_000)
+    body_text: str = Field(max_length=200_000)
+
+
+class SendIn(Strict):
+    """Edits the user made in the compose step; anything left out keeps the pre-filled value."""
+
+    to: list[str] | None = None
+    cc: list[str] | None = None
+    bcc: list[str] | None = None
+    subject: str | None = None
+    body_html: str | None = None
+    body_text: str | None = None
+    account_id: int | None = None
+    attachment_ids: list[int] | None = None  # keep only these document attachments
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class BatchIn(Strict):
+    document_ids: list[int] = Field(min_length=1, max_length=100_000)
+    mode: BatchMode = "per_document"
+    account_id: int | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

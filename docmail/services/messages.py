@@ -1,0 +1,163 @@
+"""The delivery log: messages, their attempts, resend and cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from docmail.adapters.db import tables as t
+from docmail.adapters.mime import AttachmentPart, OutgoingEmail, new_message_id, render_bytes
+from docmail.domain.outbox import CLAIMABLE_STATES, MessageState
+from docmail.errors import Conflict, NotFound
+from docmail.services.blobs import get_blob
+from docmail.services.runtime import Actor, Role, Runtime
+
+_MSG_OPTIONS = (selectinload(t.Message.attachments), selectinload(t.Message.document_links))
+
+
+def get_message_row(session: Session, actor: Actor, message_id: int) -> t.Message:
+    message = session.get(t.Message, message_id, options=list(_MSG_OPTIONS))
+    if message is None or message.company_id != actor.company_id:
+        raise NotFound(f"message {message_id} not found", field="message_id", value=message_id)
+    return message
+
+
+def get_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message:
+    with runtime.session() as session:
+        return get_message_row(session, actor, message_id)
+
+
+def message_attempts(runtime: Runtime, actor: Actor, message_id: int) -> list[t.MessageAttempt]:
+    with runtime.session() as session:
+        get_message_row(session, actor, message_id)
+        query = select(t.MessageAttempt).where(t.MessageAttempt.message_id == message_id)
+        return list(session.scalars(query.order_by(t.MessageAttempt.number)))
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    state: str | None = None
+    document_id: int | None = None
+    batch_id: int | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def list_messages(
+    runtime: Runtime, actor: Actor, flt: MessageFilter
+) -> tuple[list[t.Message], int]:
+    query = select(t.Message).where(t.Message.company_id == actor.company_id)
+    if flt.state:
+        query = query.where(t.Message.state == flt.state)
+    if flt.batch_id is not None:
+        query = query.where(t.Message.batch_id == flt.batch_id)
+    if flt.document_id is not None:
+        query = query.where(
+            t.Message.id.in_(
+                select(t.MessageDocument.message_id).where(
+                    t.MessageDocument.document_id == flt.document_id
+                )
+            )
+        )
+    with runtime.session() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.options(*_MSG_OPTIONS)
+            .order_by(t.Message.id.desc())
+            .limit(flt.limit)
+            .offset(flt.offset)
+        )
+        return list(rows), total
+
+
+def outgoing_email(session: Session, message: t.Message) -> OutgoingEmail:
+    """The exact email a message stands for, attachments loaded from the blob store."""
+    return OutgoingEmail(
+        message_id=message.message_id_header,
+        date=message.date_header,
+        from_email=message.from_email,
+        from_name=message.from_name,
+        to=list(message.to),
+        cc=list(message.cc),
+        bcc=list(message.bcc),
+        subject=message.subject,
+        body_text=message.body_text,
+        body_html=message.body_html,
+        attachments=[
+            AttachmentPart(a.filename, a.content_type, get_blob(session, a.blob_sha256))
+            for a in message.attachments
+        ],
+    )
+
+
+def message_source(runtime: Runtime, actor: Actor, message_id: int) -> bytes:
+    """The RFC 5322 bytes of a message (as sent, or as it will be sent)."""
+    with runtime.session() as session:
+        message = get_message_row(session, actor, message_id)
+        return render_bytes(outgoing_email(session, message))
+
+
+def resend_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message:
+    """Queue a copy of a message with a new Message-ID, linked to the original."""
+    actor.require(Role.SENDER)
+    with runtime.session() as session:
+        original = get_message_row(session, actor, message_id)
+        now = runtime.clock()
+        copy = t.Message(
+            company_id=actor.company_id,
+            account_id=original.account_id,
+            resend_of_id=original.id,
+            state=MessageState.QUEUED.value,
+            message_id_header=new_message_id(original.from_email.rpartition("@")[2]),
+            date_header=now,
+            next_attempt_at=now,
+            created_at=now,
+            from_email=original.from_email,
+            from_name=original.from_name,
+            to=list(original.to),
+            cc=list(original.cc),
+            bcc=list(original.bcc),
+            subject=original.subject,
+            body_html=original.body_html,
+            body_text=original.body_text,
+        )
+        copy.attachments = [
+            t.MessageAttachment(
+                blob_sha256=a.blob_sha256,
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+            )
+            for a in original.attachments
+        ]
+        copy.document_links = [
+            t.MessageDocument(document_id=link.document_id) for link in original.document_links
+        ]
+        session.add(copy)
+        session.flush()
+    runtime.wakeup()
+    return copy
+
+
+def cancel_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message:
+    """Cancel a message that has not started sending; the documents are untouched."""
+    actor.require(Role.SENDER)
+    with runtime.session() as session:
+        message = get_message_row(session, actor, message_id)
+        result = session.execute(
+            update(t.Message)
+            .where(
+                t.Message.id == message.id,
+                t.Message.state.in_([s.value for s in CLAIMABLE_STATES]),
+            )
+            .values(state=MessageState.CANCELLED.value, updated_at=runtime.clock())
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise Conflict(
+                f"message {message_id} is {message.state} and can no longer be cancelled",
+                field="state",
+                value=message.state,
+            )
+    return get_message(runtime, actor, message_id)

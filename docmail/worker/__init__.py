@@ -1,0 +1,1 @@
+"""The outbox worker: claims due messages and delivers them through a transport."""
