@@ -37,7 +37,9 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: PostgresServer) -> str:
     url = postgres_server.create_database()
-    migrate(make_engine(url))
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
     return url
 
 

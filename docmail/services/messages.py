@@ -14,11 +14,11 @@ from docmail.errors import Conflict, NotFound
 from docmail.services.blobs import get_blob
 from docmail.services.runtime import Actor, Role, Runtime
 
-_MSG_OPTIONS = (selectinload(t.Message.attachments), selectinload(t.Message.document_links))
+MESSAGE_OPTIONS = (selectinload(t.Message.attachments), selectinload(t.Message.document_links))
 
 
 def get_message_row(session: Session, actor: Actor, message_id: int) -> t.Message:
-    message = session.get(t.Message, message_id, options=list(_MSG_OPTIONS))
+    message = session.get(t.Message, message_id, options=list(MESSAGE_OPTIONS))
     if message is None or message.company_id != actor.company_id:
         raise NotFound(f"message {message_id} not found", field="message_id", value=message_id)
     return message
@@ -64,7 +64,7 @@ def list_messages(
     with runtime.session() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
-            query.options(*_MSG_OPTIONS)
+            query.options(*MESSAGE_OPTIONS)
             .order_by(t.Message.id.desc())
             .limit(flt.limit)
             .offset(flt.offset)

@@ -32,6 +32,7 @@ from docmail.services.compose import Composition, compose_in_session
 from docmail.services.documents import get_document_row
 from docmail.services.htmltext import html_to_text, text_to_html
 from docmail.services.inputs import SendIn
+from docmail.services.messages import MESSAGE_OPTIONS
 from docmail.services.runtime import Actor, Role, Runtime
 
 MAX_BODY_CHARS = 500_000
@@ -51,9 +52,9 @@ def fingerprint(scope: str, edits: SendIn) -> str:
 
 def find_by_key(session: Session, actor: Actor, key: str) -> t.Message | None:
     return session.scalar(
-        select(t.Message).where(
-            t.Message.company_id == actor.company_id, t.Message.idempotency_key == key
-        )
+        select(t.Message)
+        .where(t.Message.company_id == actor.company_id, t.Message.idempotency_key == key)
+        .options(*MESSAGE_OPTIONS)
     )
 
 

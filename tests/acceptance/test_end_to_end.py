@@ -164,7 +164,7 @@ def test_each_document_type_reaches_the_right_contacts_in_the_party_language(
         assert received.message["Message-ID"] == sent["message_id"]
         files = attachments_of(received)
         assert files[f"D-{index}.pdf"] == PDF
-        assert files[f"D-{index}.xml"].encode() == XML.encode()
+        assert files[f"D-{index}.xml"] == XML.encode()
         log = world.api("GET", f"/messages/{sent['id']}", 200)
         assert log["state"] == "sent" and log["smtp_code"] == 250
         assert log["attempt_log"][0]["outcome"] == "sent"

@@ -81,12 +81,13 @@ def _start_worker(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:
         "DOCMAIL_WORKER_LEASE_SECONDS": "2",
         "DOCMAIL_WORKER_POLL_SECONDS": "0.1",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "docmail", "worker", "--concurrency", "2"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "docmail", "worker", "--concurrency", "2"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _states(runtime: Runtime) -> Counter[str]:
