@@ -318,3 +318,21 @@ def test_batch_sends_one_email_per_document_or_per_party(
     assert len(received) == expected
     if mode == "per_party":
         assert sorted(len(attachments_of(r)) for r in received) == [4, 4]
+
+
+def test_one_smtp_connection_carries_all_messages_of_an_account(world: World) -> None:
+    make_party(world, "CONN", "es")
+    ids = [make_document(world, "invoice", f"C-{i}", "CONN")["id"] for i in range(5)]
+    world.api("POST", "/documents/send-batch", 202, json={"document_ids": ids})
+    assert world.deliver() == 5
+    assert len(world.smtp.wait_for(5)) == 5
+    assert world.smtp.connections == 1
+
+
+def test_smtp_passwords_are_encrypted_at_rest(world: World) -> None:
+    from sqlalchemy import text
+
+    with world.runtime.engine.connect() as conn:
+        stored = conn.execute(text("SELECT password_encrypted FROM mail_accounts")).scalar()
+    assert stored and TEST_PASSWORD not in stored
+    assert world.runtime.secrets.decrypt(stored) == TEST_PASSWORD

@@ -1,0 +1,638 @@
+"""Deliver raw RFC 5322 messages over SMTP, and translate every failure into docmail errors.
+
+``SmtpTransport`` keeps one connection open across ``send()`` calls. A reused
+connection that the server closed while idle is reopened once, but only when the
+failure shows up before the server accepted ``MAIL FROM``: after that point a
+message may already be on its way, and sending it again could deliver it twice.
+
+Every library error is translated at this edge (``raise ... from exc``) into
+``TransientDeliveryError`` (retrying later may help), ``PermanentDeliveryError``
+(it will not) or ``AuthenticationFailed``. Messages never contain the password.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+from docmail.domain.outbox import is_transient_smtp_code, split_enhanced_code
+from docmail.errors import (
+    AuthenticationFailed,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    ValidationError,
+)
+
+SECURITY_MODES = ("starttls", "ssl", "none")
+
+# Phases before the first transaction command; a failure here means "could not connect".
+CONNECT_PHASES = frozenset({"connect", "the greeting", "EHLO", "STARTTLS", "login"})
+
+RETRY_LATER = "docmail will try again later"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # "starttls" | "ssl" | "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    verify_tls: bool = True  # certificate + hostname checks ON by default
+    ca_file: str | None = None  # extra CA bundle, trusted in addition to the system's
+    local_hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValidationError(
+                f"unknown SMTP security {self.security!r}; use 'starttls', 'ssl' or 'none'",
+                field="security",
+                value=self.security,
+            )
+        if not self.host:
+            raise ValidationError("the SMTP host is empty; set the mail server name", field="host")
+        if not 0 < self.port < 65536:
+            raise ValidationError(
+                f"SMTP port {self.port} is out of range; use a port between 1 and 65535",
+                field="port",
+                value=self.port,
+            )
+        if self.timeout <= 0:
+            raise ValidationError("the SMTP timeout must be more than 0 seconds", field="timeout")
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    code: int  # 250
+    reply: str  # the server's answer to DATA, e.g. "2.0.0 Ok: queued as ABC"
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # ^ recipients the server refused while accepting others (4xx or 5xx per address)
+
+
+class Transport(Protocol):
+    """One small contract for anything that delivers raw RFC 5322 bytes."""
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult: ...
+
+    def check(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------
+# Pure helpers: reply texts, wire format, classification
+# --------------------------------------------------------------------------------------
+
+
+def reply_text(reply: bytes | str) -> str:
+    """Server reply as one line of text (multi-line replies joined with spaces)."""
+    text = reply.decode("utf-8", errors="replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Replace every occurrence of ``secret`` in ``text`` with ``***``."""
+    return text.replace(secret, "***") if secret else text
+
+
+def is_transient_reply(code: int, text: str) -> bool:
+    """4xx (or an enhanced 4.x.x) may work later; so may an unreadable reply (code < 100)."""
+    if code < 100:
+        return True
+    return is_transient_smtp_code(code, split_enhanced_code(text))
+
+
+_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+
+
+def wire_bytes(raw: bytes) -> bytes:
+    """The message with CRLF line endings, as SMTP requires (bare CR or LF are converted)."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
+        return raw
+    return _LINE_ENDINGS.sub(b"\r\n", raw)
+
+
+def needs_smtputf8(envelope_from: str, recipients: list[str]) -> bool:
+    return not all(address.isascii() for address in [envelope_from, *recipients])
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """What the translation needs to know to word an error."""
+
+    host: str
+    port: int
+    phase: str = "connect"  # connect, the greeting, EHLO, STARTTLS, login, MAIL FROM, ...
+    username: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def clean(self, text: str) -> str:
+        return redact(text, self.secret)
+
+
+def reply_error(code: int, text: str, ctx: ErrorContext) -> DeliveryError:
+    """Error for an unwanted SMTP reply (not a login reply)."""
+    text = ctx.clean(text)
+    details = dict(smtp_code=code, server_reply=text)
+    if is_transient_reply(code, text):
+        return TransientDeliveryError(
+            f"the mail server {ctx.server} answered {code} {text} to {ctx.phase}; "
+            f"this is temporary, {RETRY_LATER}",
+            **details,
+        )
+    return PermanentDeliveryError(
+        f"the mail server {ctx.server} refused {ctx.phase}: {code} {text}; "
+        f"{_permanent_advice(code, ctx)}",
+        **details,
+    )
+
+
+def _permanent_advice(code: int, ctx: ErrorContext) -> str:
+    if code == 530 and not ctx.username:
+        return "the server requires a login: set the username and password in the SMTP settings"
+    if ctx.phase == "RCPT TO":
+        return "check the recipient address; retrying will not help"
+    if ctx.phase == "MAIL FROM":
+        return "check the sender address and that the account may send as it"
+    return "check the SMTP settings and the message; retrying will not help"
+
+
+def login_error(code: int, text: str, ctx: ErrorContext) -> DeliveryError:
+    """Error for a refused AUTH: wrong credentials are permanent, a 4xx answer is not."""
+    text = ctx.clean(text)
+    user = ctx.clean(ctx.username or "")
+    if is_transient_reply(code, text):
+        return TransientDeliveryError(
+            f"the server {ctx.server} could not check the login for user {user!r} right now: "
+            f"{code} {text}; {RETRY_LATER}",
+            smtp_code=code,
+            server_reply=text,
+        )
+    return AuthenticationFailed(
+        f"the server refused the login for user {user!r}: {code} {text}; "
+        "check the username and password in the SMTP settings",
+        smtp_code=code,
+        server_reply=text,
+    )
+
+
+def refused_recipients_error(
+    refusals: dict[str, tuple[int, str]], ctx: ErrorContext
+) -> DeliveryError:
+    """Error when the server refused every recipient: transient if any refusal was 4xx."""
+    cleaned = {rcpt: (code, ctx.clean(text)) for rcpt, (code, text) in refusals.items()}
+    transient = [(c, t) for c, t in cleaned.values() if is_transient_reply(c, t)]
+    code, text = transient[0] if transient else next(iter(cleaned.values()))
+    listing = "; ".join(f"{rcpt}: {c} {t}" for rcpt, (c, t) in cleaned.items())
+    details = dict(smtp_code=code, server_reply=text, recipients=list(cleaned))
+    if transient:
+        return TransientDeliveryError(
+            f"the mail server {ctx.server} did not accept the recipients for now ({listing}); "
+            f"{RETRY_LATER}",
+            **details,
+        )
+    return PermanentDeliveryError(
+        f"the mail server {ctx.server} refused every recipient ({listing}); "
+        "check the addresses, retrying will not help",
+        **details,
+    )
+
+
+def describe_os_error(exc: BaseException, timeout: float) -> str:
+    """Plain words for a socket-level failure."""
+    cause = exc.__context__ if isinstance(exc, smtplib.SMTPServerDisconnected) else None
+    if isinstance(exc, TimeoutError) or isinstance(cause, TimeoutError):
+        return f"no answer within {timeout:g} seconds"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is a mail server listening on that port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name could not be resolved ({exc.strerror or exc})"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"the server closed the connection ({exc})" if str(exc) else "the server hung up"
+    return str(exc) or type(exc).__name__
+
+
+def connection_error(exc: BaseException, ctx: ErrorContext) -> DeliveryError:
+    reason = ctx.clean(describe_os_error(exc, ctx.timeout))
+    if ctx.phase in CONNECT_PHASES:
+        return TransientDeliveryError(
+            f"could not connect to {ctx.server}: {reason}; check the host, port and security "
+            f"settings, {RETRY_LATER}"
+        )
+    maybe_sent = ""
+    if ctx.phase == "DATA":
+        maybe_sent = " (the server may already have accepted the message)"
+    return TransientDeliveryError(
+        f"lost the connection to {ctx.server} during {ctx.phase}: {reason}{maybe_sent}; "
+        f"{RETRY_LATER}"
+    )
+
+
+def tls_error(exc: ssl.SSLError, ctx: ErrorContext) -> DeliveryError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = ctx.clean(exc.verify_message or str(exc))
+        return PermanentDeliveryError(
+            f"TLS certificate of {ctx.host} is not trusted: {detail}; fix the certificate or, "
+            "only for a test server, turn off verify_tls"
+        )
+    reason = ctx.clean(getattr(exc, "reason", None) or str(exc))
+    return TransientDeliveryError(
+        f"TLS handshake with {ctx.server} failed: {reason}; check the security setting "
+        f"('ssl' is usually port 465, 'starttls' port 587), {RETRY_LATER}"
+    )
+
+
+def translate_error(exc: BaseException, ctx: ErrorContext) -> DeliveryError:
+    """Map an smtplib/ssl/socket exception to the docmail error tree."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return login_error(exc.smtp_code, reply_text(exc.smtp_error), ctx)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refusals = {r: (code, reply_text(t)) for r, (code, t) in exc.recipients.items()}
+        return refused_recipients_error(refusals, ctx)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return reply_error(exc.smtp_code, reply_text(exc.smtp_error), ctx)
+    if isinstance(exc, ssl.SSLError):
+        return tls_error(exc, ctx)
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return connection_error(exc, ctx)
+    if isinstance(exc, smtplib.SMTPException):
+        return PermanentDeliveryError(
+            f"the mail server {ctx.server} cannot do what docmail needs during {ctx.phase}: "
+            f"{ctx.clean(str(exc))}; check the SMTP settings"
+        )
+    if isinstance(exc, OSError):
+        return connection_error(exc, ctx)
+    return PermanentDeliveryError(
+        f"could not send through {ctx.server} during {ctx.phase}: "
+        f"{ctx.clean(str(exc)) or type(exc).__name__}"
+    )
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """True when the server hung up (not a timeout): typical of an idle connection it closed."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return not isinstance(exc.__context__, TimeoutError)
+    return isinstance(exc, ConnectionError)
+
+
+def _keeps_connection(exc: BaseException) -> bool:
+    """True when the server answered normally, so the session can continue after RSET."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 100 and exc.smtp_code != 421
+    return isinstance(exc, smtplib.SMTPRecipientsRefused | DeliveryError)
+
+
+# --------------------------------------------------------------------------------------
+# The smtplib transport
+# --------------------------------------------------------------------------------------
+
+
+class _Client(smtplib.SMTP):
+    """smtplib.SMTP that remembers the greeting line."""
+
+    greeting = ""
+
+    def connect(
+        self, host: str = "localhost", port: int = 0, source_address: Any = None
+    ) -> tuple[int, bytes]:
+        code, msg = super().connect(host, port, source_address)
+        self.greeting = f"{code} {reply_text(msg)}"
+        return code, msg
+
+
+class _SslClient(smtplib.SMTP_SSL):
+    """smtplib.SMTP_SSL that remembers the greeting line."""
+
+    greeting = ""
+
+    def connect(
+        self, host: str = "localhost", port: int = 0, source_address: Any = None
+    ) -> tuple[int, bytes]:
+        code, msg = super().connect(host, port, source_address)
+        self.greeting = f"{code} {reply_text(msg)}"
+        return code, msg
+
+
+_Connection = _Client | _SslClient
+
+
+@dataclass
+class _Progress:
+    """Where a session got to, so a failure can be worded and retried safely."""
+
+    phase: str = "connect"
+    mail_accepted: bool = False
+
+
+def make_tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    """Client TLS context: system CAs plus ``ca_file``; checks off only if ``verify_tls`` is."""
+    context = ssl.create_default_context()
+    if not settings.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif settings.ca_file:
+        try:
+            context.load_verify_locations(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise PermanentDeliveryError(
+                f"cannot read the CA file {settings.ca_file!r}: {exc}; fix the path in the "
+                "SMTP settings"
+            ) from exc
+    return context
+
+
+class SmtpTransport:
+    """Transport over smtplib that reuses one connection across ``send()`` calls."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._conn: _Connection | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SmtpTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self.settings
+        state = "open" if self._conn is not None else "idle"
+        return f"<SmtpTransport {s.security} {s.server} user={s.username!r} {state}>"
+
+    # -- public API -------------------------------------------------------------------
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+        """Send one message; raise a ``DeliveryError`` subclass if it was not accepted."""
+        if not recipients:
+            raise PermanentDeliveryError("no recipients given; add at least one address")
+        payload = wire_bytes(raw)
+        with self._lock:
+            return self._send_locked(envelope_from, list(recipients), payload)
+
+    def check(self) -> str:
+        """Open a fresh connection and log in; return the greeting and the login answer."""
+        with self._lock:
+            self._drop(polite=True)
+            progress = _Progress()
+            try:
+                conn, answer = self._open(progress)
+            except (OSError, DeliveryError, UnicodeError) as exc:
+                raise self._translated(exc, progress) from exc
+            self._conn = conn
+            return answer
+
+    def close(self) -> None:
+        """Say QUIT and close the connection (safe to call more than once)."""
+        with self._lock:
+            self._drop(polite=True)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _send_locked(self, envelope_from: str, recipients: list[str], payload: bytes) -> SendResult:
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            progress = _Progress()
+            try:
+                return self._transaction(progress, envelope_from, recipients, payload)
+            except (OSError, DeliveryError, UnicodeError) as exc:
+                self._recover(exc)
+                stale = reused and not progress.mail_accepted and _is_disconnect(exc)
+                if attempt == 1 and stale:
+                    continue  # the server closed the idle connection; nothing was sent on it
+                raise self._translated(exc, progress) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transaction(
+        self, progress: _Progress, envelope_from: str, recipients: list[str], payload: bytes
+    ) -> SendResult:
+        conn = self._conn
+        if conn is None:
+            conn, _ = self._open(progress)
+            self._conn = conn
+        progress.phase = "MAIL FROM"
+        options = self._mail_options(conn, envelope_from, recipients, payload)
+        code, resp = conn.mail(envelope_from, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, resp, envelope_from)
+        progress.mail_accepted = True
+        progress.phase = "RCPT TO"
+        refused = self._recipients(conn, recipients)
+        progress.phase = "DATA"
+        code, resp = conn.data(payload)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, resp)
+        return SendResult(code=code, reply=reply_text(resp), refused=refused)
+
+    def _recipients(self, conn: _Connection, recipients: list[str]) -> dict[str, tuple[int, str]]:
+        refused: dict[str, tuple[int, str]] = {}
+        for rcpt in recipients:
+            code, resp = conn.rcpt(rcpt)
+            if code == 421:  # the server is closing the session
+                raise smtplib.SMTPResponseException(code, resp)
+            if code not in (250, 251):
+                refused[rcpt] = (code, reply_text(resp))
+        if len(refused) == len(recipients):
+            raise smtplib.SMTPRecipientsRefused(
+                {r: (c, t.encode("utf-8", "replace")) for r, (c, t) in refused.items()}
+            )
+        return refused
+
+    def _mail_options(
+        self, conn: _Connection, envelope_from: str, recipients: list[str], payload: bytes
+    ) -> list[str]:
+        options: list[str] = []
+        if conn.has_extn("size"):
+            options.append(f"SIZE={len(payload)}")
+        if not payload.isascii() and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if needs_smtputf8(envelope_from, recipients):
+            if not conn.has_extn("smtputf8"):
+                raise PermanentDeliveryError(
+                    f"the mail server {self.settings.server} does not accept addresses with "
+                    "non-ASCII characters (no SMTPUTF8); use an ASCII address instead"
+                )
+            options.append("SMTPUTF8")
+        return options
+
+    # -- connecting -------------------------------------------------------------------
+
+    def _open(self, progress: _Progress) -> tuple[_Connection, str]:
+        """Connect, greet, secure and log in; the connection is closed again on failure."""
+        s = self.settings
+        progress.phase = "connect"
+        tls = self._tls_context() if s.security != "none" else None
+        conn = self._connect(tls)
+        try:
+            progress.phase = "EHLO"
+            conn.ehlo_or_helo_if_needed()
+            if s.security == "starttls":
+                progress.phase = "STARTTLS"
+                self._starttls(conn, tls)
+            answers = [conn.greeting]
+            if s.username:
+                progress.phase = "login"
+                answers.append(self._login(conn, s.username, s.password))
+            return conn, "; ".join(answers)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _connect(self, tls: ssl.SSLContext | None) -> _Connection:
+        s = self.settings
+        if s.security == "ssl":
+            return _SslClient(
+                s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout, context=tls
+            )
+        return _Client(s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout)
+
+    def _starttls(self, conn: _Connection, tls: ssl.SSLContext | None) -> None:
+        if not conn.has_extn("starttls"):
+            raise PermanentDeliveryError(
+                f"the mail server {self.settings.server} does not offer STARTTLS, so docmail "
+                "will not send the login and messages unencrypted; use security 'ssl' if the "
+                "server expects TLS from the start (usually port 465), or 'none' only for a "
+                "local test server"
+            )
+        conn.starttls(context=tls)
+        conn.ehlo_or_helo_if_needed()
+
+    def _login(self, conn: _Connection, username: str, password: str | None) -> str:
+        if not conn.has_extn("auth"):
+            raise PermanentDeliveryError(
+                f"the mail server {self.settings.server} does not offer login (AUTH) on this "
+                f"connection, but user {username!r} is configured; remove the username from the "
+                "SMTP settings or pick the security mode under which the server offers login"
+            )
+        if password is None:
+            raise AuthenticationFailed(
+                f"no password is set for user {username!r}; add it to the SMTP settings"
+            )
+        code, resp = conn.login(username, password)
+        return f"{code} {reply_text(resp)}"
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = make_tls_context(self.settings)
+        return self._tls
+
+    # -- after failures ---------------------------------------------------------------
+
+    def _recover(self, exc: BaseException) -> None:
+        """Leave a clean state: RSET if the session is still sound, otherwise drop it."""
+        conn = self._conn
+        if conn is None:
+            return
+        if _keeps_connection(exc) and conn.sock is not None:
+            try:
+                code, _ = conn.rset()
+            except (OSError, UnicodeError):
+                code = 0
+            if code == 250:
+                return
+        self._drop(polite=False)
+
+    def _drop(self, *, polite: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if polite and conn.sock is not None:
+                conn.quit()
+        except (OSError, UnicodeError):
+            pass  # the connection is going away either way
+        finally:
+            conn.close()
+
+    def _translated(self, exc: BaseException, progress: _Progress) -> DeliveryError:
+        s = self.settings
+        ctx = ErrorContext(
+            host=s.host,
+            port=s.port,
+            phase=progress.phase,
+            username=s.username,
+            secret=s.password,
+            timeout=s.timeout,
+        )
+        return translate_error(exc, ctx)
+
+
+# --------------------------------------------------------------------------------------
+# In-memory fake for unit tests
+# --------------------------------------------------------------------------------------
+
+SendHandler = Callable[[str, list[str], bytes], SendResult]
+
+
+class MockTransport:
+    """In-memory transport for tests, in the spirit of ``httpx.MockTransport``.
+
+    Without a handler every message is accepted. A handler may return its own
+    ``SendResult`` or raise a ``DeliveryError`` to simulate a failure. ``sent``
+    holds the messages that were accepted; ``attempts`` every call to ``send()``.
+    """
+
+    def __init__(self, handler: SendHandler | None = None) -> None:
+        self.handler = handler
+        self.sent: list[tuple[str, list[str], bytes]] = []
+        self.attempts: list[tuple[str, list[str], bytes]] = []
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
+        item = (envelope_from, list(recipients), raw)
+        with self._lock:
+            self.attempts.append(item)
+        result = self.handler(*item) if self.handler else self._accept()
+        with self._lock:
+            self.sent.append(item)
+        return result
+
+    def check(self) -> str:
+        return "220 MockTransport ready"
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> MockTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _accept(self) -> SendResult:
+        return SendResult(code=250, reply=f"2.0.0 Ok: queued as MOCK{len(self.attempts):04d}")
