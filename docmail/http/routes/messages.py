@@ -84,8 +84,11 @@ def _caught_json(row: t.CaughtMessage) -> Json:
 def caught_messages(
     request: Request, limit: int = 50, offset: int = 0, actor: Actor = Depends(current_actor)
 ) -> Json:
-    """Messages captured by the built-in demo mail catcher (``serve --demo``)."""
-    actor.require(Role.VIEWER)
+    """Messages captured by the built-in demo mail catcher (``serve --demo``).
+
+    The catcher is one per installation, not per company, so only admins may read it.
+    """
+    actor.require(Role.ADMIN)
     runtime = runtime_of(request)
     with runtime.session() as session:
         total = session.scalar(select(func.count()).select_from(t.CaughtMessage)) or 0
@@ -100,6 +103,7 @@ def caught_messages(
 
 @router.get("/catcher/messages/{caught_id}/raw")
 def caught_raw(caught_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Response:
+    actor.require(Role.ADMIN)
     with runtime_of(request).session() as session:
         row = session.get(t.CaughtMessage, caught_id)
         if row is None:

@@ -1,0 +1,1 @@
+"""The ``docmail`` command line: init, serve, worker, import, send, messages, secrets."""
