@@ -23,8 +23,18 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+def _error_field(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return "body"  # FastAPI puts the character position where a field would be
+    return _field_path(tuple(error.get("loc", ())))
+
+
 def _describe(error: dict[str, Any]) -> str:
-    field = _field_path(tuple(error.get("loc", ())))
+    field = _error_field(error)
+    if error.get("type") == "json_invalid":
+        loc = tuple(error.get("loc", ()))
+        where = f" (error at character {loc[-1]})" if len(loc) > 1 else ""
+        return f"body is not valid JSON{where}: {error.get('msg', '')}"
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     value = error.get("input")
     shown = repr(value) if isinstance(value, str | int | float | bool) else None
@@ -41,11 +51,8 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {}
     body = {
         "error": _describe(first) if first else "invalid request",
-        "field": _field_path(tuple(first.get("loc", ()))) if first else None,
-        "details": [
-            {"field": _field_path(tuple(e.get("loc", ()))), "error": _describe(e)}
-            for e in errors[:20]
-        ],
+        "field": _error_field(first) if first else None,
+        "details": [{"field": _error_field(e), "error": _describe(e)} for e in errors[:20]],
     }
     return JSONResponse(body, status_code=422)
 
@@ -60,7 +67,7 @@ async def _docmail_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
-        {"error": str(exc.detail), "field": None},
+        {"error": str(exc.detail), "field": getattr(exc, "field", None)},
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )

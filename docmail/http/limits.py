@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class BodyTooLarge(HTTPException):
     """Raised while the body streams in; FastAPI re-raises HTTPExceptions untouched."""
 
+    field = "body"
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, _too_large(limit, "body"))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from docmail.adapters.db import tables as t
+from docmail.domain.outbox import policy_from_config
 from docmail.services.compose import Composition
 from docmail.services.templates import EffectiveTemplate
 
@@ -25,6 +27,23 @@ def account_json(a: t.MailAccount) -> dict[str, Any]:
         "is_default": a.is_default,
         "paused": a.paused,
         "pause_reason": a.pause_reason,
+        "rate_per_minute": a.rate_per_minute,
+        "rate_per_hour": a.rate_per_hour,
+        "rate_per_day": a.rate_per_day,
+        "max_concurrency": a.max_concurrency,
+        "retry_policy": policy_json(a.retry_policy),
+    }
+
+
+def policy_json(config: dict[str, Any]) -> dict[str, Any]:
+    policy = policy_from_config(config)
+    return {
+        "kind": config.get("kind", "exponential"),
+        "max_attempts": policy.max_attempts,
+        "base_seconds": policy.base_delay.total_seconds(),
+        "max_delay_seconds": policy.max_delay.total_seconds(),
+        "max_age_hours": policy.max_age.total_seconds() / 3600,
+        "jitter": policy.jitter,
     }
 
 
@@ -85,6 +104,15 @@ def attachment_json(a: t.DocumentAttachment | t.MessageAttachment) -> dict[str, 
     }
 
 
+def money_text(value: Decimal | None) -> str | None:
+    """Plain decimal notation with at least two decimals ("1160.00", never "1.16E+3")."""
+    if value is None:
+        return None
+    exponent = value.normalize().as_tuple().exponent
+    places = max(2, -exponent if isinstance(exponent, int) else 2)
+    return f"{value:.{places}f}"
+
+
 def document_json(d: t.Document) -> dict[str, Any]:
     return {
         "id": d.id,
@@ -94,7 +122,7 @@ def document_json(d: t.Document) -> dict[str, Any]:
         "party_code": d.party.code,
         "issue_date": d.issue_date.isoformat() if d.issue_date else None,
         "due_date": d.due_date.isoformat() if d.due_date else None,
-        "total": str(d.total.normalize()) if d.total is not None else None,
+        "total": money_text(d.total),
         "currency": d.currency,
         "status": d.status,
         "fiscal_id": d.fiscal_id,

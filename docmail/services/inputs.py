@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from docmail.domain.addresses import check_header_value, normalize_email
-from docmail.errors import DocmailError
+from docmail.errors import DocmailError, ValidationError
 
 Security = Literal["starttls", "ssl", "none"]
 Language = Literal["es", "pt", "en"]
@@ -51,7 +51,28 @@ def _email(value: str | None, info: Any) -> str | None:
         raise ValueError(exc.message) from None
 
 
-class AccountIn(Strict):
+class RetryPolicyIn(Strict):
+    """How an account retries after temporary failures (see domain.outbox.policy_from_config)."""
+
+    kind: Literal["exponential", "fixed"] = "exponential"
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    base_seconds: float = Field(default=30, ge=0, le=86_400)
+    max_delay_seconds: float = Field(default=7200, ge=0, le=7 * 86_400)
+    max_age_hours: float = Field(default=48, gt=0, le=30 * 24)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+
+
+class PacingFields(Strict):
+    """Per-account limits shared by all workers; None means no limit."""
+
+    rate_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    rate_per_hour: int | None = Field(default=None, ge=1, le=1_000_000)
+    rate_per_day: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=100)
+    retry_policy: RetryPolicyIn | None = None
+
+
+class AccountIn(PacingFields):
     name: str = Field(min_length=1, max_length=200)
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(ge=1, le=65535)
@@ -67,7 +88,7 @@ class AccountIn(Strict):
     _from = field_validator("from_email")(_email)
 
 
-class AccountPatch(Strict):
+class AccountPatch(PacingFields):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     host: str | None = Field(default=None, min_length=1, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -157,24 +178,47 @@ class AttachmentIn(Strict):
     @field_validator("filename")
     @classmethod
     def _filename(cls, value: str) -> str:
-        _single_line(value, _Info("filename"))
-        if "/" in value or "\\" in value or value in (".", ".."):
-            raise ValueError(f"filename {value!r} must not contain a path")
-        return value
+        return _as_value_error(check_filename, value, "filename")
 
     @field_validator("content_type")
     @classmethod
     def _content_type(cls, value: str) -> str:
-        main, _, sub = value.partition("/")
-        if (
-            not main
-            or not sub
-            or not all(
-                p.replace("-", "").replace(".", "").replace("+", "").isalnum() for p in (main, sub)
-            )
-        ):
-            raise ValueError(f"content_type {value!r} is not a MIME type like application/pdf")
-        return value.lower()
+        return _as_value_error(check_content_type, value, "content_type")
+
+
+def check_filename(value: str, field: str) -> str:
+    """An attachment name: one line, no path, no control characters."""
+    check_header_value(value, field)
+    if not value or len(value) > 255:
+        raise ValidationError(f"{field} must have 1 to 255 characters", field=field, value=value)
+    if "/" in value or "\\" in value or value in (".", "..") or value.startswith("."):
+        raise ValidationError(
+            f"{field} {value!r} must be a plain file name without a path", field=field, value=value
+        )
+    if any(ord(ch) < 32 for ch in value):
+        raise ValidationError(
+            f"{field} {value!r} contains control characters", field=field, value=value
+        )
+    return value
+
+
+def check_content_type(value: str, field: str) -> str:
+    """A bare MIME type such as application/pdf (no parameters)."""
+    main, _, sub = value.partition("/")
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-.+")
+    if not main or not sub or not set(main.lower()) <= allowed or not set(sub.lower()) <= allowed:
+        raise ValidationError(
+            f"{field} {value!r} is not a MIME type like application/pdf", field=field, value=value
+        )
+    return value.lower()
+
+
+def _as_value_error(check: Any, value: str, field: str) -> str:
+    try:
+        result: str = check(value, field)
+    except DocmailError as exc:  # pydantic reports ValueErrors with the field's full path
+        raise ValueError(exc.message) from None
+    return result
 
 
 class DocumentIn(Strict):

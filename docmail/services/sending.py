@@ -32,7 +32,7 @@ from docmail.services.compose import Composition, compose_in_session
 from docmail.services.documents import get_document_row
 from docmail.services.htmltext import html_to_text, text_to_html
 from docmail.services.inputs import SendIn
-from docmail.services.messages import MESSAGE_OPTIONS
+from docmail.services.messages import MESSAGE_OPTIONS, get_message
 from docmail.services.runtime import Actor, Role, Runtime
 
 MAX_BODY_CHARS = 500_000
@@ -141,15 +141,15 @@ def build_message_row(
         next_attempt_at=now,
         created_at=now,
     )
-    for attachment in _attachments(composed, edits.attachment_ids):
-        message.attachments.append(
-            t.MessageAttachment(
-                blob_sha256=attachment.blob_sha256,
-                filename=attachment.filename,
-                content_type=attachment.content_type,
-                size=attachment.size,
-            )
+    message.attachments = [
+        t.MessageAttachment(
+            blob_sha256=attachment.blob_sha256,
+            filename=attachment.filename,
+            content_type=attachment.content_type,
+            size=attachment.size,
         )
+        for attachment in _attachments(composed, edits.attachment_ids)
+    ]
     message.document_links = [t.MessageDocument(document_id=i) for i in composed.document_ids]
     return message
 
@@ -178,7 +178,8 @@ def _queue(
                 raise
             return _replay(earlier, print_)
     runtime.wakeup()
-    return SendOutcome(message, replayed=False)
+    # Answer from a fresh read: what was committed, with every relation loaded.
+    return SendOutcome(get_message(runtime, actor, message.id), replayed=False)
 
 
 def send_document(

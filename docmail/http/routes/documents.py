@@ -20,7 +20,14 @@ from docmail.http.serializers import (
 )
 from docmail.services import batches, compose, documents, messages, sending
 from docmail.services.blobs import AttachmentData
-from docmail.services.inputs import BatchIn, DocumentIn, DocumentPatch, SendIn
+from docmail.services.inputs import (
+    BatchIn,
+    DocumentIn,
+    DocumentPatch,
+    SendIn,
+    check_content_type,
+    check_filename,
+)
 from docmail.services.runtime import Actor, Runtime
 
 router = APIRouter()
@@ -68,8 +75,13 @@ async def _read_uploads(runtime: Runtime, files: list[Any]) -> list[AttachmentDa
                 f"attachments[{index}] ({upload.filename}) is larger than {limit} bytes",
                 field=f"attachments[{index}]",
             )
-        name = upload.filename or f"attachment-{index + 1}"
-        content_type = upload.content_type or "application/octet-stream"
+        name = check_filename(
+            upload.filename or f"attachment-{index + 1}", f"attachments[{index}].filename"
+        )
+        content_type = check_content_type(
+            upload.content_type or "application/octet-stream",
+            f"attachments[{index}].content_type",
+        )
         result.append(AttachmentData(name, content_type, data))
     return result
 
