@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from docmail.adapters.db.engine import make_engine, make_session_factory, migrate
 from docmail.adapters.secrets import SecretBox, load_or_create_keys
-from docmail.adapters.smtp.transport import SmtpTransport
 from docmail.config import Settings
-from docmail.services.runtime import Runtime, TransportFactory
+from docmail.services.accounts import smtp_transport_for
+from docmail.services.runtime import AccountTransportFactory, Runtime
 from docmail.templates.engine import TemplateEngine
 
 
 def build_runtime(
     settings: Settings,
     *,
-    transport_factory: TransportFactory | None = None,
+    transports: dict[str, AccountTransportFactory] | None = None,
     run_migrations: bool = True,
 ) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -30,5 +30,10 @@ def build_runtime(
             timeout_seconds=settings.render_timeout_seconds,
             max_output_bytes=settings.render_max_output_bytes,
         ),
-        transport_factory=transport_factory or SmtpTransport,
+        transports=transports or default_transports(),
     )
+
+
+def default_transports() -> dict[str, AccountTransportFactory]:
+    """Every account kind this installation can send with."""
+    return {"smtp": smtp_transport_for}

@@ -15,9 +15,11 @@ that died; another worker may claim it again.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class MessageState(StrEnum):
@@ -48,6 +50,40 @@ class RetryPolicy:
         spread = exp.total_seconds() * self.jitter
         offset = (rng or random).uniform(-spread, spread)
         return timedelta(seconds=max(exp.total_seconds() + offset, 0.0))
+
+
+@dataclass(frozen=True)
+class FixedRetryPolicy(RetryPolicy):
+    """The same pause before every retry (for servers that throttle by the minute)."""
+
+    def next_delay(self, attempts_done: int, rng: random.Random | None = None) -> timedelta:
+        spread = self.base_delay.total_seconds() * self.jitter
+        offset = (rng or random).uniform(-spread, spread)
+        return timedelta(seconds=max(self.base_delay.total_seconds() + offset, 0.0))
+
+
+RETRY_POLICIES: dict[str, type[RetryPolicy]] = {
+    "exponential": RetryPolicy,
+    "fixed": FixedRetryPolicy,
+}
+
+
+def policy_from_config(config: Mapping[str, Any] | None) -> RetryPolicy:
+    """Build an account's retry policy from its stored settings; missing keys use defaults.
+
+    Keys: kind (exponential|fixed), max_attempts, base_seconds, max_delay_seconds,
+    max_age_hours, jitter. Values were validated when the account was saved.
+    """
+    config = dict(config or {})
+    kind = RETRY_POLICIES.get(str(config.get("kind", "exponential")), RetryPolicy)
+    default = RetryPolicy()
+    return kind(
+        max_attempts=int(config.get("max_attempts", default.max_attempts)),
+        base_delay=timedelta(seconds=float(config.get("base_seconds", 30))),
+        max_delay=timedelta(seconds=float(config.get("max_delay_seconds", 7200))),
+        max_age=timedelta(hours=float(config.get("max_age_hours", 48))),
+        jitter=float(config.get("jitter", default.jitter)),
+    )
 
 
 @dataclass(frozen=True)

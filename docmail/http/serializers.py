@@ -7,7 +7,7 @@ from typing import Any
 
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import policy_from_config
-from docmail.services.compose import Composition
+from docmail.services.compose import AttachmentRef, Composition
 from docmail.services.templates import EffectiveTemplate
 
 
@@ -94,7 +94,9 @@ def template_json(tpl: EffectiveTemplate) -> dict[str, Any]:
     }
 
 
-def attachment_json(a: t.DocumentAttachment | t.MessageAttachment) -> dict[str, Any]:
+def attachment_json(
+    a: t.DocumentAttachment | t.MessageAttachment | AttachmentRef,
+) -> dict[str, Any]:
     return {
         "id": a.id,
         "filename": a.filename,

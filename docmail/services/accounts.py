@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
-from docmail.adapters.smtp.transport import SmtpSettings
+from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
 from docmail.errors import Conflict, DeliveryError, NotFound, ValidationError
 from docmail.services.inputs import AccountIn, AccountPatch
 from docmail.services.runtime import Actor, Role, Runtime
@@ -44,8 +44,9 @@ def create_account(runtime: Runtime, actor: Actor, data: AccountIn) -> t.MailAcc
         raise ValidationError("password is required when username is given", field="password")
     with runtime.session() as session:
         _check_name_free(session, actor.company_id, data.name, None)
-        values = data.model_dump(exclude={"password"})
+        values = data.model_dump(exclude={"password", "retry_policy"})
         account = t.MailAccount(company_id=actor.company_id, **values)
+        account.retry_policy = data.retry_policy.model_dump() if data.retry_policy else {}
         if data.password:
             account.password_encrypted = runtime.secrets.encrypt(data.password)
         session.add(account)
@@ -68,7 +69,11 @@ def update_account(
     actor.require(Role.ADMIN)
     with runtime.session() as session:
         account = _get(session, actor, account_id)
-        changes = patch.model_dump(exclude_unset=True, exclude={"password", "is_default"})
+        changes = patch.model_dump(
+            exclude_unset=True, exclude={"password", "is_default", "retry_policy"}
+        )
+        if "retry_policy" in patch.model_fields_set:
+            account.retry_policy = patch.retry_policy.model_dump() if patch.retry_policy else {}
         if "name" in changes:
             _check_name_free(session, actor.company_id, changes["name"], account.id)
         for key, value in changes.items():
@@ -141,11 +146,15 @@ def smtp_settings(runtime: Runtime, account: t.MailAccount) -> SmtpSettings:
     )
 
 
+def smtp_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
+    return SmtpTransport(smtp_settings(runtime, account))
+
+
 def check_account_connection(runtime: Runtime, actor: Actor, account_id: int) -> dict[str, object]:
     """Connect and log in; report the server's answer, or its refusal in plain words."""
     actor.require(Role.SENDER)
     account = get_account(runtime, actor, account_id)
-    transport = runtime.transport_factory(smtp_settings(runtime, account))
+    transport = runtime.transport_for(account)
     try:
         answer = transport.check()
     except DeliveryError as exc:

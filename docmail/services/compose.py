@@ -16,11 +16,31 @@ from docmail.services.accounts import resolve_account
 from docmail.services.doctypes import get_type_row, rule_of
 from docmail.services.documents import get_document_row
 from docmail.services.parties import party_info
+from docmail.services.profiles import apply_country_profile
 from docmail.services.runtime import Actor, Runtime
 from docmail.services.templates import effective_template
 from docmail.templates.engine import locale_for
 
 GENERIC_TYPE = "document"
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    """A file the email will carry: stored bytes (by hash) under a name.
+
+    ``id`` is the document attachment's id, or None for a file made while
+    composing (e.g. a ZIP a country profile builds).
+    """
+
+    id: int | None
+    blob_sha256: str
+    filename: str
+    content_type: str
+    size: int
+
+    @classmethod
+    def of(cls, row: t.DocumentAttachment) -> AttachmentRef:
+        return cls(row.id, row.blob_sha256, row.filename, row.content_type, row.size)
 
 
 @dataclass
@@ -34,7 +54,7 @@ class Composition:
     subject: str
     body_html: str
     body_text: str
-    attachments: list[t.DocumentAttachment]
+    attachments: list[AttachmentRef]
     language: str
     locale: str
     account: t.MailAccount | None
@@ -144,7 +164,7 @@ def compose_in_session(
         template.source, template_context(company, party, contexts, account), locale
     )
     blocked = [r for d in docs if (r := _blocked_reason(types[d.doc_type], d))]
-    return Composition(
+    composition = Composition(
         document_ids=[d.id for d in docs],
         party_id=party.id,
         to=plan.to,
@@ -152,7 +172,7 @@ def compose_in_session(
         subject=rendered.subject,
         body_html=rendered.body_html,
         body_text=rendered.body_text,
-        attachments=[a for d in docs for a in d.attachments],
+        attachments=[AttachmentRef.of(a) for d in docs for a in d.attachments],
         language=language,
         locale=locale,
         account=account,
@@ -160,6 +180,8 @@ def compose_in_session(
         manual_address_required=plan.manual_address_required,
         blocked_reason="; ".join(blocked) or None,
     )
+    apply_country_profile(session, company, docs, composition)
+    return composition
 
 
 def compose(runtime: Runtime, actor: Actor, document_id: int) -> Composition:

@@ -11,10 +11,11 @@ from enum import StrEnum
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from docmail.adapters.db import tables as t
 from docmail.adapters.secrets import SecretBox
-from docmail.adapters.smtp.transport import SmtpSettings, Transport
+from docmail.adapters.smtp.transport import Transport
 from docmail.config import Settings
-from docmail.errors import PermissionDenied
+from docmail.errors import ConfigurationError, PermissionDenied
 from docmail.templates.engine import TemplateEngine
 
 
@@ -47,7 +48,8 @@ class Actor:
             )
 
 
-TransportFactory = Callable[[SmtpSettings], Transport]
+# Builds the transport for one mail account; registered per account kind ("smtp", ...).
+AccountTransportFactory = Callable[["Runtime", t.MailAccount], Transport]
 
 
 @dataclass
@@ -57,9 +59,22 @@ class Runtime:
     sessions: sessionmaker[Session]
     secrets: SecretBox
     templates: TemplateEngine
-    transport_factory: TransportFactory
+    transports: dict[str, AccountTransportFactory]
     clock: Callable[[], datetime] = field(default=utcnow)
     wake_listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def transport_for(self, account: t.MailAccount) -> Transport:
+        """The transport for an account, chosen by its kind (one registry, see bootstrap)."""
+        factory = self.transports.get(account.kind)
+        if factory is None:
+            known = ", ".join(sorted(self.transports))
+            raise ConfigurationError(
+                f"mail account {account.name!r} has kind {account.kind!r}, which this "
+                f"installation cannot send with; known kinds: {known}",
+                field="kind",
+                value=account.kind,
+            )
+        return factory(self, account)
 
     def wakeup(self) -> None:
         """Tell in-process workers that new messages are queued (they also poll)."""

@@ -28,7 +28,7 @@ from docmail.domain.addresses import (
 from docmail.domain.outbox import MessageState
 from docmail.errors import Conflict, ValidationError
 from docmail.services.accounts import resolve_account
-from docmail.services.compose import Composition, compose_in_session
+from docmail.services.compose import AttachmentRef, Composition, compose_in_session
 from docmail.services.documents import get_document_row
 from docmail.services.htmltext import html_to_text, text_to_html
 from docmail.services.inputs import SendIn
@@ -99,10 +99,10 @@ def _bodies(composed: Composition, edits: SendIn) -> tuple[str, str]:
     return html, text
 
 
-def _attachments(composed: Composition, keep: list[int] | None) -> list[t.DocumentAttachment]:
+def _attachments(composed: Composition, keep: list[int] | None) -> list[AttachmentRef]:
     if keep is None:
         return composed.attachments
-    by_id = {a.id: a for a in composed.attachments}
+    by_id = {a.id: a for a in composed.attachments if a.id is not None}
     unknown = [i for i in keep if i not in by_id]
     if unknown:
         raise ValidationError(

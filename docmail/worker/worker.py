@@ -22,7 +22,6 @@ from docmail.adapters.mime import render_bytes
 from docmail.adapters.smtp.transport import Transport
 from docmail.domain.outbox import MessageState, RetryPolicy, decide_after_failure
 from docmail.errors import AuthenticationFailed, DeliveryError
-from docmail.services.accounts import smtp_settings
 from docmail.services.messages import outgoing_email
 from docmail.services.runtime import Runtime
 
@@ -94,7 +93,7 @@ class Worker:
     def _deliver_account(self, account_id: int, items: list[store.Claim]) -> None:
         with self.runtime.session() as session:
             account = session.get_one(t.MailAccount, account_id)
-            transport = self.runtime.transport_factory(smtp_settings(self.runtime, account))
+            transport = self.runtime.transport_for(account)
         try:
             for index, item in enumerate(items):
                 if self._stop.is_set():

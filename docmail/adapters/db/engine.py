@@ -88,5 +88,8 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database schema to the newest revision (idempotent)."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the database schema to the newest revisions (idempotent).
+
+    "heads": features may add migrations on branches of their own from one base.
+    """
+    command.upgrade(alembic_config(engine), "heads")

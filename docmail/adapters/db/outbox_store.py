@@ -15,8 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.engine import write_transaction
@@ -32,59 +45,173 @@ class Claim:
     attempt: int
 
 
-def _claimable_query(now: datetime, limit: int, for_update: bool) -> Select:
+def _due_condition(now: datetime) -> ColumnElement[bool]:
     due = and_(t.Message.state.in_(_CLAIMABLE), t.Message.next_attempt_at <= now)
     # A message stuck in 'sending' whose lease expired belonged to a dead worker.
     abandoned = and_(t.Message.state == MessageState.SENDING.value, t.Message.locked_until < now)
+    return or_(due, abandoned)
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    id: int
+    rate_per_minute: int | None = None
+    rate_per_hour: int | None = None
+    rate_per_day: int | None = None
+    max_concurrency: int | None = None
+
+
+def _due_accounts(conn: Connection, now: datetime) -> list[AccountLimits]:
+    """Accounts with due messages, not paused, of companies not paused; oldest work first."""
+    oldest = (
+        select(t.Message.account_id, func.min(t.Message.next_attempt_at).label("oldest"))
+        .where(_due_condition(now))
+        .group_by(t.Message.account_id)
+        .subquery()
+    )
     query = (
-        select(t.Message.id, t.Message.account_id, t.Message.attempts, t.Message.state)
-        .join(t.MailAccount, t.MailAccount.id == t.Message.account_id)
-        .where(or_(due, abandoned), t.MailAccount.paused.is_(False))
+        select(
+            t.MailAccount.id,
+            t.MailAccount.rate_per_minute,
+            t.MailAccount.rate_per_hour,
+            t.MailAccount.rate_per_day,
+            t.MailAccount.max_concurrency,
+        )
+        .join(oldest, oldest.c.account_id == t.MailAccount.id)
+        .join(t.Company, t.Company.id == t.MailAccount.company_id)
+        .where(t.MailAccount.paused.is_(False), t.Company.sending_paused.is_(False))
+        .order_by(oldest.c.oldest)
+    )
+    return [AccountLimits(*row) for row in conn.execute(query)]
+
+
+def _count(conn: Connection, query: Select) -> int:
+    return int(conn.execute(query).scalar() or 0)
+
+
+def account_budget(conn: Connection, account: AccountLimits, now: datetime, wanted: int) -> int:
+    """How many more messages this account may start now, given its limits.
+
+    Rate limits count attempts started in the sliding window (what a provider
+    counts); concurrency counts the workers currently holding its messages.
+    """
+    budget = wanted
+    if account.max_concurrency:
+        holders = _count(
+            conn,
+            select(func.count(func.distinct(t.Message.locked_by))).where(
+                t.Message.account_id == account.id,
+                t.Message.state == MessageState.SENDING.value,
+                t.Message.locked_until >= now,
+            ),
+        )
+        if holders >= account.max_concurrency:
+            return 0
+    for limit, window in (
+        (account.rate_per_minute, timedelta(minutes=1)),
+        (account.rate_per_hour, timedelta(hours=1)),
+        (account.rate_per_day, timedelta(days=1)),
+    ):
+        if limit:
+            used = _count(
+                conn,
+                select(func.count()).where(
+                    t.MessageAttempt.account_id == account.id,
+                    t.MessageAttempt.started_at > now - window,
+                ),
+            )
+            budget = min(budget, limit - used)
+    return max(budget, 0)
+
+
+def _lock_account(conn: Connection, account_id: int) -> bool:
+    """Serialise claims per account on PostgreSQL so rate counts stay exact."""
+    if conn.dialect.name != "postgresql":
+        return True  # SQLite: BEGIN IMMEDIATE already serialises every claim
+    locked = conn.execute(
+        select(t.MailAccount.id)
+        .where(t.MailAccount.id == account_id)
+        .with_for_update(skip_locked=True)
+    ).first()
+    return locked is not None
+
+
+def _due_messages(conn: Connection, account_id: int, now: datetime, limit: int) -> list[Any]:
+    query = (
+        select(t.Message.id, t.Message.attempts, t.Message.state)
+        .where(t.Message.account_id == account_id, _due_condition(now))
         .order_by(t.Message.next_attempt_at, t.Message.id)
         .limit(limit)
     )
-    if for_update:
-        query = query.with_for_update(skip_locked=True, of=t.Message)
-    return query
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).all())
+
+
+def _take(
+    conn: Connection,
+    account_id: int,
+    rows: list[Any],
+    worker: str,
+    lease: timedelta,
+    now: datetime,
+) -> list[Claim]:
+    abandoned = [r.id for r in rows if r.state == MessageState.SENDING.value]
+    if abandoned:
+        conn.execute(
+            update(t.MessageAttempt)
+            .where(t.MessageAttempt.message_id.in_(abandoned), t.MessageAttempt.outcome.is_(None))
+            .values(
+                outcome="abandoned",
+                finished_at=now,
+                detail="worker stopped or lease expired; outcome unknown",
+            )
+        )
+    conn.execute(
+        update(t.Message)
+        .where(t.Message.id.in_([r.id for r in rows]))
+        .values(
+            state=MessageState.SENDING.value,
+            locked_until=now + lease,
+            locked_by=worker,
+            attempts=t.Message.attempts + 1,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        insert(t.MessageAttempt),
+        [
+            {
+                "message_id": r.id,
+                "account_id": account_id,
+                "number": r.attempts + 1,
+                "worker": worker,
+                "started_at": now,
+            }
+            for r in rows
+        ],
+    )
+    return [Claim(r.id, account_id, r.attempts + 1) for r in rows]
 
 
 def claim(engine: Engine, worker: str, limit: int, lease: timedelta, now: datetime) -> list[Claim]:
-    """Take up to ``limit`` due messages for ``worker`` and count one attempt on each."""
-    postgres = engine.dialect.name == "postgresql"
+    """Take up to ``limit`` due messages for ``worker`` and count one attempt on each.
+
+    Accounts are visited oldest work first; each gives at most what its rate
+    limits and concurrency allow, so limits hold across any number of workers.
+    """
+    claims: list[Claim] = []
     with write_transaction(engine) as conn:
-        rows = conn.execute(_claimable_query(now, limit, for_update=postgres)).all()
-        claims: list[Claim] = []
-        for row in rows:
-            if row.state == MessageState.SENDING.value:
-                conn.execute(
-                    update(t.MessageAttempt)
-                    .where(
-                        t.MessageAttempt.message_id == row.id,
-                        t.MessageAttempt.outcome.is_(None),
-                    )
-                    .values(
-                        outcome="abandoned",
-                        finished_at=now,
-                        detail="worker stopped or lease expired; outcome unknown",
-                    )
-                )
-            conn.execute(
-                update(t.Message)
-                .where(t.Message.id == row.id)
-                .values(
-                    state=MessageState.SENDING.value,
-                    locked_until=now + lease,
-                    locked_by=worker,
-                    attempts=row.attempts + 1,
-                    updated_at=now,
-                )
-            )
-            conn.execute(
-                insert(t.MessageAttempt).values(
-                    message_id=row.id, number=row.attempts + 1, worker=worker, started_at=now
-                )
-            )
-            claims.append(Claim(row.id, row.account_id, row.attempts + 1))
+        for account in _due_accounts(conn, now):
+            wanted = limit - len(claims)
+            if wanted <= 0:
+                break
+            if not _lock_account(conn, account.id):
+                continue  # another worker is claiming for this account right now
+            budget = account_budget(conn, account, now, wanted)
+            rows = _due_messages(conn, account.id, now, budget) if budget else []
+            if rows:
+                claims += _take(conn, account.id, rows, worker, lease, now)
     return claims
 
 

@@ -64,6 +64,8 @@ class Company(Base):
     name: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2), default="MX")
     default_language: Mapped[str] = mapped_column(String(2), default="es")
+    sending_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -115,6 +117,13 @@ class MailAccount(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Pacing, shared by every worker through the database (None = no limit).
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Retry policy: {"kind": "exponential", "max_attempts": 8, ...}; empty = defaults.
+    retry_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -226,11 +235,48 @@ class DocumentAttachment(Base):
 
 
 class Batch(Base):
+    """Many documents sent at once; expanded into messages chunk by chunk.
+
+    ``state``: receiving (items being stored) -> ready -> expanding -> done.
+    A worker that dies while expanding leaves a lease that another worker takes over.
+    """
+
     __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("company_id", "idempotency_key"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     mode: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), default="receiving")
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("mail_accounts.id"), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class BatchItem(Base):
+    """One document of a batch and what became of it (its message, or why not)."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "document_id"),
+        Index("ix_batch_items_pending", "batch_id", "done", "group_key", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    document_id: Mapped[int] = mapped_column(Integer)
+    group_key: Mapped[int] = mapped_column(BigInteger)  # party id (per_party) or document id
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
+    )
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_field: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class Message(Base):
@@ -261,6 +307,9 @@ class Message(Base):
     message_id_header: Mapped[str] = mapped_column(String(300), unique=True)
     date_header: Mapped[datetime] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A bulk requeue restarts the retry budget: attempts and age count from here.
+    attempts_at_queue: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     locked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -300,10 +349,12 @@ class MessageAttempt(Base):
     """One delivery attempt: when, how it ended, and the server's own words."""
 
     __tablename__ = "message_attempts"
+    __table_args__ = (Index("ix_message_attempts_account_started", "account_id", "started_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
+    account_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     number: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -311,6 +362,16 @@ class MessageAttempt(Base):
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     smtp_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WorkerHeartbeat(Base):
+    """Workers announce themselves here; health and metrics read it."""
+
+    __tablename__ = "worker_heartbeats"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class CaughtMessage(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 12:26:38.521028
+Create Date: 2026-11-24 12:51:33.391595
 """
 
 from collections.abc import Sequence
@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=False),
         sa.Column("default_language", sa.String(length=2), nullable=False),
+        sa.Column("sending_paused", sa.Boolean(), nullable=False),
+        sa.Column("pause_reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -57,6 +59,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("email"),
     )
     op.create_table(
+        "worker_heartbeats",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "api_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("company_id", sa.Integer(), nullable=False),
@@ -68,15 +78,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["company_id"], ["companies.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
-    )
-    op.create_table(
-        "batches",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("company_id", sa.Integer(), nullable=False),
-        sa.Column("mode", sa.String(length=20), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["company_id"], ["companies.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "document_types",
@@ -109,6 +110,11 @@ def upgrade() -> None:
         sa.Column("is_default", sa.Boolean(), nullable=False),
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("pause_reason", sa.Text(), nullable=True),
+        sa.Column("rate_per_minute", sa.Integer(), nullable=True),
+        sa.Column("rate_per_hour", sa.Integer(), nullable=True),
+        sa.Column("rate_per_day", sa.Integer(), nullable=True),
+        sa.Column("max_concurrency", sa.Integer(), nullable=True),
+        sa.Column("retry_policy", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["company_id"], ["companies.id"], ondelete="CASCADE"),
@@ -158,6 +164,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("company_id", "doc_type", "language"),
     )
     op.create_table(
+        "batches",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("company_id", sa.Integer(), nullable=False),
+        sa.Column("mode", sa.String(length=20), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=True),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("processed", sa.Integer(), nullable=False),
+        sa.Column("queued", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("locked_by", sa.String(length=200), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["mail_accounts.id"],
+        ),
+        sa.ForeignKeyConstraint(["company_id"], ["companies.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("company_id", "idempotency_key"),
+    )
+    op.create_table(
         "contacts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("company_id", sa.Integer(), nullable=False),
@@ -201,6 +231,21 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "document_attachments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("document_id", sa.Integer(), nullable=False),
+        sa.Column("blob_sha256", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=127), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["blob_sha256"],
+            ["blobs.sha256"],
+        ),
+        sa.ForeignKeyConstraint(["document_id"], ["documents.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "messages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("company_id", sa.Integer(), nullable=False),
@@ -221,6 +266,8 @@ def upgrade() -> None:
         sa.Column("message_id_header", sa.String(length=300), nullable=False),
         sa.Column("date_header", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("attempts_at_queue", sa.Integer(), nullable=False),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("locked_by", sa.String(length=200), nullable=True),
@@ -254,20 +301,25 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "document_attachments",
+        "batch_items",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("document_id", sa.Integer(), nullable=False),
-        sa.Column("blob_sha256", sa.String(length=64), nullable=False),
-        sa.Column("filename", sa.String(length=255), nullable=False),
-        sa.Column("content_type", sa.String(length=127), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["blob_sha256"],
-            ["blobs.sha256"],
-        ),
-        sa.ForeignKeyConstraint(["document_id"], ["documents.id"], ondelete="CASCADE"),
+        sa.Column("group_key", sa.BigInteger(), nullable=False),
+        sa.Column("done", sa.Boolean(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("error_field", sa.String(length=100), nullable=True),
+        sa.ForeignKeyConstraint(["batch_id"], ["batches.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["message_id"], ["messages.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("batch_id", "document_id"),
     )
+    with op.batch_alter_table("batch_items", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_batch_items_pending", ["batch_id", "done", "group_key", "id"], unique=False
+        )
+
     op.create_table(
         "message_attachments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -287,6 +339,7 @@ def upgrade() -> None:
         "message_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=True),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("worker", sa.String(length=200), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -298,6 +351,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("message_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_message_attempts_account_started", ["account_id", "started_at"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_message_attempts_message_id"), ["message_id"], unique=False
         )
@@ -326,27 +382,33 @@ def downgrade() -> None:
     op.drop_table("message_documents")
     with op.batch_alter_table("message_attempts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_message_attempts_message_id"))
+        batch_op.drop_index("ix_message_attempts_account_started")
 
     op.drop_table("message_attempts")
     op.drop_table("message_attachments")
-    op.drop_table("document_attachments")
+    with op.batch_alter_table("batch_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_batch_items_pending")
+
+    op.drop_table("batch_items")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_company_created")
         batch_op.drop_index("ix_messages_claim")
 
     op.drop_table("messages")
+    op.drop_table("document_attachments")
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.drop_index("ix_documents_company_party")
 
     op.drop_table("documents")
     op.drop_table("contacts")
+    op.drop_table("batches")
     op.drop_table("templates")
     op.drop_table("parties")
     op.drop_table("memberships")
     op.drop_table("mail_accounts")
     op.drop_table("document_types")
-    op.drop_table("batches")
     op.drop_table("api_tokens")
+    op.drop_table("worker_heartbeats")
     op.drop_table("users")
     op.drop_table("companies")
     op.drop_table("caught_messages")
