@@ -114,6 +114,7 @@ def resend_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message
             date_header=now,
             next_attempt_at=now,
             created_at=now,
+            queued_at=now,
             from_email=original.from_email,
             from_name=original.from_name,
             to=list(original.to),

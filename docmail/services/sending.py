@@ -140,6 +140,7 @@ def build_message_row(
         date_header=now,
         next_attempt_at=now,
         created_at=now,
+        queued_at=now,
     )
     message.attachments = [
         t.MessageAttachment(

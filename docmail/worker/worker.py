@@ -13,14 +13,20 @@ import os
 import socket
 import threading
 from collections import defaultdict
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 
 from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.mime import render_bytes
-from docmail.adapters.smtp.transport import Transport
-from docmail.domain.outbox import MessageState, RetryPolicy, decide_after_failure
+from docmail.adapters.smtp.transport import SendResult, Transport
+from docmail.domain.outbox import (
+    MessageState,
+    RetryPolicy,
+    decide_after_failure,
+    policy_from_config,
+)
 from docmail.errors import AuthenticationFailed, DeliveryError
 from docmail.services.messages import outgoing_email
 from docmail.services.runtime import Runtime
@@ -40,7 +46,7 @@ class Worker:
     ) -> None:
         self.runtime = runtime
         self.name = name or default_worker_name()
-        self.policy = policy or RetryPolicy()
+        self.policy = policy  # None: each account's own policy
         self._wake = threading.Event()
         self._stop = threading.Event()
         runtime.wake_listeners.append(self._wake.set)
@@ -93,6 +99,7 @@ class Worker:
     def _deliver_account(self, account_id: int, items: list[store.Claim]) -> None:
         with self.runtime.session() as session:
             account = session.get_one(t.MailAccount, account_id)
+            policy = self.policy or policy_from_config(account.retry_policy)
             transport = self.runtime.transport_for(account)
         try:
             for index, item in enumerate(items):
@@ -101,7 +108,7 @@ class Worker:
                         self.runtime.engine, self.name, items[index:], self.runtime.clock()
                     )
                     return
-                if not self._deliver_one(transport, item):
+                if not self._deliver_one(transport, item, policy):
                     store.release(
                         self.runtime.engine, self.name, items[index + 1 :], self.runtime.clock()
                     )
@@ -109,12 +116,12 @@ class Worker:
         finally:
             transport.close()
 
-    def _deliver_one(self, transport: Transport, item: store.Claim) -> bool:
+    def _deliver_one(self, transport: Transport, item: store.Claim, policy: RetryPolicy) -> bool:
         """Send one message; return False when the account must stop (login refused)."""
         with self.runtime.session() as session:
             message = session.get_one(t.Message, item.message_id)
             outgoing = outgoing_email(session, message)
-            company_id, created_at = message.company_id, message.created_at
+            budget = _RetryBudget(message.company_id, message.queued_at, message.attempts_at_queue)
         raw = render_bytes(outgoing)
         recipients = [parseaddr(a)[1] for a in outgoing.envelope_recipients]
         try:
@@ -123,23 +130,35 @@ class Worker:
             self._pause_for_login(item, exc)
             return False
         except DeliveryError as exc:
-            self._record_failure(item, exc, company_id, created_at)
+            self._record_failure(item, exc, budget, policy)
             return True
-        store.mark_sent(
-            self.runtime.engine, self.name, item, result.code, result.reply, self.runtime.clock()
-        )
-        log.info("message %s sent: %s %s", item.message_id, result.code, result.reply)
+        self._record_success(item, result, budget.company_id)
         return True
 
+    def _record_success(self, item: store.Claim, result: SendResult, company_id: int) -> None:
+        reply = result.reply
+        if result.refused:
+            # The server took the message for some recipients only: say who was refused.
+            refused = "; ".join(
+                f"{rcpt}: {code} {text}" for rcpt, (code, text) in result.refused.items()
+            )
+            reply = f"{reply} (refused: {refused})"
+            permanent = [r for r, (code, _) in result.refused.items() if code >= 500]
+            store.mark_bouncing(self.runtime.engine, company_id, permanent, refused)
+        store.mark_sent(
+            self.runtime.engine, self.name, item, result.code, reply, self.runtime.clock()
+        )
+        log.info("message %s sent: %s %s", item.message_id, result.code, reply)
+
     def _record_failure(
-        self, item: store.Claim, exc: DeliveryError, company_id: int, created_at: object
+        self, item: store.Claim, exc: DeliveryError, budget: _RetryBudget, policy: RetryPolicy
     ) -> None:
         now = self.runtime.clock()
         outcome = decide_after_failure(
-            self.policy,
+            policy,
             transient=exc.transient,
-            attempts_done=item.attempt,
-            created_at=created_at,  # type: ignore[arg-type]
+            attempts_done=item.attempt - budget.attempts_at_queue,
+            created_at=budget.queued_at,
             now=now,
             reason=exc.message,
         )
@@ -155,7 +174,7 @@ class Worker:
             now=now,
         )
         if outcome.state is MessageState.FAILED and not exc.transient and exc.recipients:
-            store.mark_bouncing(self.runtime.engine, company_id, exc.recipients, exc.message)
+            store.mark_bouncing(self.runtime.engine, budget.company_id, exc.recipients, exc.message)
         log.warning("message %s attempt %s: %s", item.message_id, item.attempt, exc.message)
 
     def _pause_for_login(self, item: store.Claim, exc: AuthenticationFailed) -> None:
@@ -174,6 +193,15 @@ class Worker:
             now=now,
         )
         log.error("account %s paused: %s", item.account_id, exc.message)
+
+
+@dataclass(frozen=True)
+class _RetryBudget:
+    """What the retry policy counts from: the last (re)queue, not the first attempt ever."""
+
+    company_id: int
+    queued_at: datetime
+    attempts_at_queue: int
 
 
 def start_in_thread(worker: Worker) -> threading.Thread:
