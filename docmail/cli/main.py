@@ -463,7 +463,11 @@ def _send_batch(runtime: Runtime, actor: Actor, ids: list[int], mode: str) -> Ba
     data = BatchIn(document_ids=ids, mode=mode)  # type: ignore[arg-type]
     with output.progress_bar("queueing", len(ids)) as bar:
         result = send_batch(runtime, actor, data, progress=bar.update)
-    click.echo(f"batch {result.batch_id}: queued {result.queued}, failed {result.failed}")
+    emails = len({i.message_id for i in result.items if i.message_id is not None})
+    click.echo(
+        f"batch {result.batch_id}: {emails} emails queued for {result.queued} documents, "
+        f"{result.failed} documents failed"
+    )
     for item in result.items:
         if item.error:
             docs = ", ".join(map(str, item.document_ids))

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from docmail import __version__
 from docmail.http.errors import install_error_handlers
 from docmail.http.limits import BodySizeLimit
-from docmail.http.routes import documents, messages, settings
+from docmail.http.routes import batches, documents, messages, settings
 from docmail.services.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -26,7 +26,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for router in (settings.router, documents.router, messages.router):
+    for router in (settings.router, batches.router, documents.router, messages.router):
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get(f"{API_PREFIX}/health", tags=["operations"])

@@ -1,66 +1,188 @@
 """Batch send: many documents at once, one email per document or one per party.
 
-Documents are processed in chunks, one transaction per chunk, so a batch of
-100,000 documents uses constant memory and a failure in one chunk leaves the
-chunks before it queued. Each email's idempotency key is derived from the
-batch key and the document (or party), so repeating a batch queues nothing twice.
+A batch is stored first (its documents as ``batch_items``), then expanded into
+outbox messages chunk by chunk, one transaction per chunk: memory stays flat for
+100,000 documents, progress is visible while it runs, and a crash loses nothing
+(the chunk in flight rolls back whole and is done again). Small batches are
+expanded at once by the request; large ones by the workers, which take turns.
+Repeating a batch with the same idempotency key returns the first batch.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import groupby
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
-from docmail.errors import DocmailError
+from docmail.domain.outbox import MessageState
+from docmail.errors import DocmailError, NotFound
 from docmail.services.compose import compose_in_session
 from docmail.services.inputs import BatchIn, SendIn
 from docmail.services.runtime import Actor, Role, Runtime
-from docmail.services.sending import build_message_row, find_by_key, fingerprint
+from docmail.services.sending import build_message_row
 
 CHUNK_SIZE = 200
+INLINE_LIMIT = 500  # batches up to this size are expanded inside the request
+BATCH_LEASE = timedelta(minutes=2)
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass
-class BatchItem:
+class BatchItemResult:
     document_ids: list[int]
     message_id: int | None = None
     error: str | None = None
     field: str | None = None
-    replayed: bool = False
 
 
 @dataclass
 class BatchResult:
     batch_id: int
     mode: str
-    items: list[BatchItem] = field(default_factory=list)
-
-    @property
-    def queued(self) -> int:
-        return sum(1 for i in self.items if i.message_id is not None)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for i in self.items if i.error is not None)
+    state: str
+    total: int
+    processed: int
+    queued: int
+    failed: int
+    replayed: bool = False
+    items: list[BatchItemResult] = field(default_factory=list)
 
 
-def _chunks(ids: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+@dataclass(frozen=True)
+class BatchStatus:
+    """Progress of a batch: how far expansion got, and how delivery is going."""
+
+    id: int
+    mode: str
+    state: str
+    total: int
+    processed: int
+    queued: int
+    failed: int
+    delivery: dict[str, int]
+    created_at: datetime
+    finished_at: datetime | None
 
 
-def _load(session: Session, actor: Actor, ids: list[int]) -> dict[int, t.Document]:
+def _get_batch(session: Session, actor: Actor, batch_id: int) -> t.Batch:
+    batch = session.get(t.Batch, batch_id)
+    if batch is None or batch.company_id != actor.company_id:
+        raise NotFound(f"batch {batch_id} not found", field="batch_id", value=batch_id)
+    return batch
+
+
+def _existing_batch(session: Session, actor: Actor, key: str | None) -> t.Batch | None:
+    if not key:
+        return None
+    return session.scalar(
+        select(t.Batch).where(
+            t.Batch.company_id == actor.company_id, t.Batch.idempotency_key == key
+        )
+    )
+
+
+def _store_items(runtime: Runtime, actor: Actor, batch: t.Batch, ids: list[int]) -> None:
+    """Record the batch's documents, chunk by chunk; unknown ids are failed at once."""
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        with runtime.session() as session:
+            parties = dict(
+                session.execute(
+                    select(t.Document.id, t.Document.party_id).where(
+                        t.Document.company_id == actor.company_id, t.Document.id.in_(chunk)
+                    )
+                ).all()
+            )
+            rows = [_item_row(batch, doc_id, parties.get(doc_id)) for doc_id in chunk]
+            session.execute(insert(t.BatchItem), rows)
+            missing = sum(1 for doc_id in chunk if doc_id not in parties)
+            if missing:
+                session.execute(
+                    update(t.Batch)
+                    .where(t.Batch.id == batch.id)
+                    .values(processed=t.Batch.processed + missing, failed=t.Batch.failed + missing)
+                )
+
+
+def _item_row(batch: t.Batch, doc_id: int, party_id: int | None) -> dict[str, object]:
+    group = party_id if batch.mode == "per_party" and party_id is not None else -doc_id
+    row: dict[str, object] = {
+        "batch_id": batch.id,
+        "document_id": doc_id,
+        "group_key": group,
+        "done": party_id is None,
+    }
+    if party_id is None:
+        row.update(error=f"document {doc_id} not found", error_field="document_ids")
+    return row
+
+
+def start_batch(runtime: Runtime, actor: Actor, data: BatchIn) -> tuple[int, bool]:
+    """Store a batch and its documents; return (batch id, replayed)."""
+    actor.require(Role.SENDER)
+    ids = list(dict.fromkeys(data.document_ids))
+    try:
+        with runtime.session() as session:
+            earlier = _existing_batch(session, actor, data.idempotency_key)
+            if earlier is not None:
+                return earlier.id, True
+            batch = t.Batch(
+                company_id=actor.company_id,
+                mode=data.mode,
+                account_id=data.account_id,
+                idempotency_key=data.idempotency_key,
+                state="receiving",
+                total=len(ids),
+                created_at=runtime.clock(),
+            )
+            session.add(batch)
+    except IntegrityError:
+        with runtime.session() as session:
+            earlier = _existing_batch(session, actor, data.idempotency_key)
+            if earlier is None:
+                raise
+            return earlier.id, True
+    _store_items(runtime, actor, batch, ids)
+    with runtime.session() as session:
+        session.execute(update(t.Batch).where(t.Batch.id == batch.id).values(state="ready"))
+    runtime.wakeup()
+    return batch.id, False
+
+
+def _pending_groups(session: Session, batch_id: int, limit: int) -> list[list[t.BatchItem]]:
+    keys = session.scalars(
+        select(t.BatchItem.group_key)
+        .where(t.BatchItem.batch_id == batch_id, t.BatchItem.done.is_(False))
+        .group_by(t.BatchItem.group_key)
+        .order_by(func.min(t.BatchItem.id))
+        .limit(limit)
+    ).all()
+    if not keys:
+        return []
+    items = session.scalars(
+        select(t.BatchItem)
+        .where(
+            t.BatchItem.batch_id == batch_id,
+            t.BatchItem.done.is_(False),
+            t.BatchItem.group_key.in_(keys),
+        )
+        .order_by(t.BatchItem.group_key, t.BatchItem.id)
+    ).all()
+    return [list(g) for _, g in groupby(items, key=lambda i: i.group_key)]
+
+
+def _load_documents(session: Session, ids: list[int]) -> dict[int, t.Document]:
     rows = session.scalars(
         select(t.Document)
-        .where(t.Document.company_id == actor.company_id, t.Document.id.in_(ids))
+        .where(t.Document.id.in_(ids))
         .options(
             selectinload(t.Document.attachments),
             selectinload(t.Document.party).selectinload(t.Party.contacts),
@@ -69,78 +191,215 @@ def _load(session: Session, actor: Actor, ids: list[int]) -> dict[int, t.Documen
     return {d.id: d for d in rows}
 
 
-def _groups(mode: str, ids: list[int], docs: dict[int, t.Document]) -> list[list[int]]:
-    if mode == "per_document":
-        return [[i] for i in ids]
-    present = sorted((i for i in ids if i in docs), key=lambda i: (docs[i].party_id, i))
-    grouped = [list(g) for _, g in groupby(present, key=lambda i: docs[i].party_id)]
-    return grouped + [[i] for i in ids if i not in docs]
-
-
 def _queue_group(
     runtime: Runtime,
     session: Session,
     actor: Actor,
-    item: BatchItem,
+    batch: t.Batch,
+    items: list[t.BatchItem],
     docs: dict[int, t.Document],
-    base: SendIn,
-    batch_id: int,
-    key: str | None,
-) -> None:
-    missing = [i for i in item.document_ids if i not in docs]
-    if missing:
-        item.error, item.field = f"document {missing[0]} not found", "document_ids"
-        return
-    print_ = fingerprint("batch:" + ",".join(map(str, item.document_ids)), base)
-    if key and (earlier := find_by_key(session, actor, key)) is not None:
-        item.message_id, item.replayed = earlier.id, True
-        return
+) -> bool:
+    """Queue one email for a group of items; record the message or the reason on each item."""
+    message_id, error, field_name = None, None, None
     try:
         with session.begin_nested():
             composed = compose_in_session(
-                runtime, session, actor, [docs[i] for i in item.document_ids]
+                runtime, session, actor, [docs[i.document_id] for i in items]
             )
-            message = build_message_row(runtime, session, actor, composed, base)
-            message.batch_id, message.idempotency_key = batch_id, key
-            message.request_fingerprint = print_
+            message = build_message_row(
+                runtime, session, actor, composed, SendIn(account_id=batch.account_id)
+            )
+            message.batch_id = batch.id
             session.add(message)
             session.flush()
-            item.message_id = message.id
+            message_id = message.id
     except DocmailError as exc:
-        item.error, item.field = exc.message, exc.field
+        error, field_name = exc.message, exc.field
+    for item in items:
+        item.done, item.message_id, item.error, item.error_field = (
+            True,
+            message_id,
+            error,
+            field_name,
+        )
+    return message_id is not None
 
 
-def _item_key(batch_key: str | None, group: list[int]) -> str | None:
-    if not batch_key:
-        return None
-    digest = hashlib.sha256(",".join(map(str, group)).encode()).hexdigest()[:24]
-    return f"{batch_key[:170]}:{digest}"
+def expand_chunk(runtime: Runtime, batch_id: int, chunk: int = CHUNK_SIZE) -> bool:
+    """Expand the next chunk of a batch in one transaction; False when nothing was left."""
+    with runtime.session() as session:
+        batch = session.get_one(t.Batch, batch_id)
+        actor = Actor(batch.company_id, Role.SENDER, label=f"batch:{batch_id}")
+        limit = chunk if batch.mode == "per_document" else max(chunk // 10, 1)
+        groups = _pending_groups(session, batch_id, limit)
+        if not groups:
+            batch.state, batch.finished_at = "done", runtime.clock()
+            batch.locked_until = None
+            return False
+        docs = _load_documents(session, [i.document_id for g in groups for i in g])
+        queued = failed = processed = 0
+        for items in groups:
+            ok = _queue_group(runtime, session, actor, batch, items, docs)
+            processed += len(items)
+            queued += len(items) if ok else 0
+            failed += 0 if ok else len(items)
+        batch.state = "expanding"
+        batch.processed += processed
+        batch.queued += queued
+        batch.failed += failed
+        store.notify_queued(session)
+    runtime.wakeup()
+    return True
+
+
+def expand_batch(runtime: Runtime, batch_id: int, progress: Progress | None = None) -> None:
+    """Expand a whole batch now (the request or the CLI does this for small batches)."""
+    while expand_chunk(runtime, batch_id):
+        if progress is not None:
+            with runtime.session() as session:
+                batch = session.get_one(t.Batch, batch_id)
+                progress(batch.processed, batch.total)
+
+
+def expand_next_batch(runtime: Runtime, worker: str) -> bool:
+    """Worker duty: take one waiting batch (with a lease) and expand one chunk of it."""
+    batch_id = store.claim_batch(runtime.engine, worker, BATCH_LEASE, runtime.clock())
+    if batch_id is None:
+        return False
+    try:
+        expand_chunk(runtime, batch_id)
+    finally:
+        store.release_batch(runtime.engine, batch_id, worker)
+    return True
 
 
 def send_batch(
     runtime: Runtime, actor: Actor, data: BatchIn, progress: Progress | None = None
 ) -> BatchResult:
-    """Queue one email per document (or per party); report each one's outcome."""
-    actor.require(Role.SENDER)
-    ids = list(dict.fromkeys(data.document_ids))
+    """Store and expand a batch now; return each email's outcome (CLI, small API batches)."""
+    batch_id, replayed = start_batch(runtime, actor, data)
+    if not replayed:
+        expand_batch(runtime, batch_id, progress)
+    return batch_result(runtime, actor, batch_id, replayed=replayed)
+
+
+def batch_result(
+    runtime: Runtime,
+    actor: Actor,
+    batch_id: int,
+    *,
+    replayed: bool = False,
+    with_items: bool = True,
+) -> BatchResult:
     with runtime.session() as session:
-        batch = t.Batch(company_id=actor.company_id, mode=data.mode)
-        session.add(batch)
-        session.flush()
-        result = BatchResult(batch.id, data.mode)
-    base = SendIn(account_id=data.account_id)
-    chunk = CHUNK_SIZE if data.mode == "per_document" else len(ids)
-    done = 0
-    for part in _chunks(ids, chunk):
-        with runtime.session() as session:
-            docs = _load(session, actor, part)
-            for group in _groups(data.mode, part, docs):
-                item = BatchItem(group)
-                key = _item_key(data.idempotency_key, group)
-                _queue_group(runtime, session, actor, item, docs, base, result.batch_id, key)
-                result.items.append(item)
-        done += len(part)
-        runtime.wakeup()
-        if progress:
-            progress(done, len(ids))
-    return result
+        batch = _get_batch(session, actor, batch_id)
+        result = BatchResult(
+            batch.id,
+            batch.mode,
+            batch.state,
+            batch.total,
+            batch.processed,
+            batch.queued,
+            batch.failed,
+            replayed,
+        )
+        if with_items:
+            items = session.scalars(
+                select(t.BatchItem).where(t.BatchItem.batch_id == batch_id).order_by(t.BatchItem.id)
+            )
+            for message_id, group in groupby(items, key=lambda i: (i.message_id, i.group_key)):
+                members = list(group)
+                result.items.append(
+                    BatchItemResult(
+                        [m.document_id for m in members],
+                        message_id[0],
+                        members[0].error,
+                        members[0].error_field,
+                    )
+                )
+        return result
+
+
+def get_batch(runtime: Runtime, actor: Actor, batch_id: int) -> BatchStatus:
+    with runtime.session() as session:
+        batch = _get_batch(session, actor, batch_id)
+        delivery = dict(
+            session.execute(
+                select(t.Message.state, func.count())
+                .where(t.Message.batch_id == batch_id)
+                .group_by(t.Message.state)
+            ).all()
+        )
+        return BatchStatus(
+            batch.id,
+            batch.mode,
+            batch.state,
+            batch.total,
+            batch.processed,
+            batch.queued,
+            batch.failed,
+            {s.value: delivery.get(s.value, 0) for s in MessageState},
+            batch.created_at,
+            batch.finished_at,
+        )
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    document_id: int
+    message_id: int | None
+    stage: str  # "queue": no email could be made; "delivery": the email failed
+    error: str
+
+
+def batch_problems(
+    runtime: Runtime, actor: Actor, batch_id: int, limit: int = 200
+) -> list[BatchProblem]:
+    with runtime.session() as session:
+        _get_batch(session, actor, batch_id)
+        not_queued = session.execute(
+            select(t.BatchItem.document_id, t.BatchItem.error)
+            .where(t.BatchItem.batch_id == batch_id, t.BatchItem.error.is_not(None))
+            .order_by(t.BatchItem.id)
+            .limit(limit)
+        ).all()
+        undelivered = session.execute(
+            select(t.BatchItem.document_id, t.Message.id, t.Message.last_error)
+            .join(t.Message, t.Message.id == t.BatchItem.message_id)
+            .where(t.BatchItem.batch_id == batch_id, t.Message.state == MessageState.FAILED.value)
+            .order_by(t.BatchItem.id)
+            .limit(limit)
+        ).all()
+    problems = [BatchProblem(d, None, "queue", e or "") for d, e in not_queued]
+    problems += [BatchProblem(d, m, "delivery", e or "") for d, m, e in undelivered]
+    return problems[:limit]
+
+
+def retry_failed(runtime: Runtime, actor: Actor, batch_id: int) -> dict[str, int]:
+    """Requeue the batch's failed emails and try again the documents that made none."""
+    actor.require(Role.SENDER)
+    now = runtime.clock()
+    with runtime.session() as session:
+        batch = _get_batch(session, actor, batch_id)
+        requeued = store.requeue(
+            session,
+            now,
+            company_id=actor.company_id,
+            batch_id=batch_id,
+            states=[MessageState.FAILED.value],
+        )
+        again = session.execute(
+            update(t.BatchItem)
+            .where(
+                t.BatchItem.batch_id == batch_id,
+                t.BatchItem.error.is_not(None),
+                t.BatchItem.error_field != "document_ids",
+            )
+            .values(done=False, error=None, error_field=None)
+        ).rowcount  # type: ignore[attr-defined]
+        if again:
+            batch.processed -= again
+            batch.failed -= again
+            batch.state, batch.finished_at = "ready", None
+    runtime.wakeup()
+    return {"requeued": requeued, "retried_documents": again}

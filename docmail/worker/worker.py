@@ -28,6 +28,7 @@ from docmail.domain.outbox import (
     policy_from_config,
 )
 from docmail.errors import AuthenticationFailed, DeliveryError
+from docmail.services.batches import expand_next_batch
 from docmail.services.messages import outgoing_email
 from docmail.services.runtime import Runtime
 
@@ -70,7 +71,14 @@ class Worker:
         log.info("worker %s stopped", self.name)
 
     def run_once(self) -> int:
-        """Claim one batch of due messages and try each once; return how many were tried."""
+        """Expand one chunk of a waiting batch, then claim due messages and try each once.
+
+        Returns how much was done (batch chunk counts as one), 0 when idle.
+        """
+        expanded = expand_next_batch(self.runtime, self.name)
+        return self._deliver_due() + int(expanded)
+
+    def _deliver_due(self) -> int:
         settings = self.runtime.settings
         claims = store.claim(
             self.runtime.engine,

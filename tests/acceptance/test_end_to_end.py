@@ -312,7 +312,7 @@ def test_batch_sends_one_email_per_document_or_per_party(
     result = world.api(
         "POST", "/documents/send-batch", 202, json={"document_ids": ids, "mode": mode}
     )
-    assert result["queued"] == expected and result["failed"] == 0
+    assert result["emails"] == expected and result["queued"] == 4 and result["failed"] == 0
     world.deliver()
     received = world.smtp.wait_for(expected)
     assert len(received) == expected

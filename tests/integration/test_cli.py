@@ -379,7 +379,7 @@ def test_a_quote_needs_to_and_a_batch_is_queued_per_party(
     args = [f"--document-id={i}" for i in ids]
     batch = run("send", *args, "--mode", "per_party", "--wait", env=env)
     assert batch.exit_code == 0, batch.output
-    assert "queued 2, failed 0" in batch.stdout
+    assert "2 emails queued for 3 documents, 0 documents failed" in batch.stdout
     assert len(caught) == 3
 
 

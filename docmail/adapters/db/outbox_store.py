@@ -28,8 +28,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.engine import write_transaction
@@ -341,4 +343,79 @@ def mark_bouncing(engine: Engine, company_id: int, emails: list[str], reason: st
             update(t.Contact)
             .where(t.Contact.company_id == company_id, func.lower(t.Contact.email).in_(lowered))
             .values(bouncing=True, bounce_reason=reason[:500])
+        )
+
+
+NOTIFY_CHANNEL = "docmail_outbox"
+
+
+def notify_queued(session: Session) -> None:
+    """Wake listening workers on PostgreSQL; delivered only if the transaction commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def requeue(
+    session: Session,
+    now: datetime,
+    *,
+    company_id: int,
+    states: list[str],
+    message_ids: list[int] | None = None,
+    batch_id: int | None = None,
+    account_id: int | None = None,
+) -> int:
+    """Put messages back in the queue with a fresh retry budget; return how many."""
+    query = update(t.Message).where(t.Message.company_id == company_id, t.Message.state.in_(states))
+    if message_ids is not None:
+        query = query.where(t.Message.id.in_(message_ids))
+    if batch_id is not None:
+        query = query.where(t.Message.batch_id == batch_id)
+    if account_id is not None:
+        query = query.where(t.Message.account_id == account_id)
+    result = session.execute(
+        query.values(
+            state=MessageState.QUEUED.value,
+            next_attempt_at=now,
+            queued_at=now,
+            attempts_at_queue=t.Message.attempts,
+            locked_until=None,
+            updated_at=now,
+        )
+    )
+    notify_queued(session)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_batch(engine: Engine, worker: str, lease: timedelta, now: datetime) -> int | None:
+    """Take one batch waiting to be expanded (ready, or expanding with an expired lease)."""
+    with write_transaction(engine) as conn:
+        query = (
+            select(t.Batch.id)
+            .where(
+                t.Batch.state.in_(["ready", "expanding"]),
+                or_(t.Batch.locked_until.is_(None), t.Batch.locked_until < now),
+            )
+            .order_by(t.Batch.id)
+            .limit(1)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        batch_id = conn.execute(query).scalar()
+        if batch_id is None:
+            return None
+        conn.execute(
+            update(t.Batch)
+            .where(t.Batch.id == batch_id)
+            .values(locked_until=now + lease, locked_by=worker)
+        )
+        return int(batch_id)
+
+
+def release_batch(engine: Engine, batch_id: int, worker: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(t.Batch)
+            .where(t.Batch.id == batch_id, t.Batch.locked_by == worker)
+            .values(locked_until=None, locked_by=None)
         )

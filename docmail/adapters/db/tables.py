@@ -287,6 +287,7 @@ class Message(Base):
         UniqueConstraint("company_id", "idempotency_key"),
         Index("ix_messages_claim", "state", "next_attempt_at"),
         Index("ix_messages_company_created", "company_id", "created_at"),
+        Index("ix_messages_batch_state", "batch_id", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))

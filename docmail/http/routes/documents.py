@@ -18,10 +18,9 @@ from docmail.http.serializers import (
     document_json,
     message_json,
 )
-from docmail.services import batches, compose, documents, messages, sending
+from docmail.services import compose, documents, messages, sending
 from docmail.services.blobs import AttachmentData
 from docmail.services.inputs import (
-    BatchIn,
     DocumentIn,
     DocumentPatch,
     SendIn,
@@ -218,31 +217,3 @@ def document_messages(
         runtime, actor, messages.MessageFilter(document_id=document_id, limit=500)
     )
     return {"items": [message_json(m) for m in rows], "total": total}
-
-
-@router.post("/documents/send-batch", status_code=202)
-def send_batch(
-    body: BatchIn,
-    request: Request,
-    idempotency_key: str | None = Header(default=None, max_length=200),
-    actor: Actor = Depends(current_actor),
-) -> Json:
-    if idempotency_key and not body.idempotency_key:
-        body = body.model_copy(update={"idempotency_key": idempotency_key})
-    result = batches.send_batch(runtime_of(request), actor, body)
-    return {
-        "batch_id": result.batch_id,
-        "mode": result.mode,
-        "queued": result.queued,
-        "failed": result.failed,
-        "items": [
-            {
-                "document_ids": i.document_ids,
-                "message_id": i.message_id,
-                "error": i.error,
-                "field": i.field,
-                "replayed": i.replayed,
-            }
-            for i in result.items
-        ],
-    }

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 12:51:33.391595
+Create Date: 2026-11-24 12:59:59.626613
 """
 
 from collections.abc import Sequence
@@ -295,6 +295,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("message_id_header"),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index("ix_messages_batch_state", ["batch_id", "state"], unique=False)
         batch_op.create_index("ix_messages_claim", ["state", "next_attempt_at"], unique=False)
         batch_op.create_index(
             "ix_messages_company_created", ["company_id", "created_at"], unique=False
@@ -393,6 +394,7 @@ def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_company_created")
         batch_op.drop_index("ix_messages_claim")
+        batch_op.drop_index("ix_messages_batch_state")
 
     op.drop_table("messages")
     op.drop_table("document_attachments")
