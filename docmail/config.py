@@ -33,6 +33,7 @@ class Settings:
     worker_batch_size: int = 20
     render_timeout_seconds: float = 2.0
     render_max_output_bytes: int = 2 * 1024 * 1024
+    metrics_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -66,4 +67,5 @@ class Settings:
             ),
             worker_poll_seconds=float(env.get("DOCMAIL_WORKER_POLL_SECONDS") or 1.0),
             worker_lease_seconds=_int_env(env, "DOCMAIL_WORKER_LEASE_SECONDS", 300),
+            metrics_token=env.get("DOCMAIL_METRICS_TOKEN") or None,
         )

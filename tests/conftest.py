@@ -83,6 +83,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.line(f"docmail: PostgreSQL tests ran against {_PG_STATE['how']}")
 
 
+@pytest.fixture(autouse=True)
+def _dispose_runtimes() -> Iterator[None]:
+    yield
+    from tests.support.app import dispose_all
+
+    dispose_all()
+
+
 @pytest.fixture
 def runtime(database_url: str, tmp_path: Path) -> Iterator[object]:
     """A runtime on a real, migrated database (SQLite file or PostgreSQL)."""

@@ -252,22 +252,14 @@ def _configure_logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP line
 
 
-def _start_workers(runtime: Runtime, count: int) -> list[tuple[Any, threading.Thread]]:
-    from docmail.worker.worker import Worker, default_worker_name, start_in_thread
+def _start_workers(runtime: Runtime, count: int) -> Any:
+    from docmail.worker.pool import WorkerPool
 
-    started = []
-    for index in range(count):
-        worker = Worker(runtime, name=f"{default_worker_name()}-{index + 1}")
-        started.append((worker, start_in_thread(worker)))
-    return started
+    return WorkerPool(runtime, count).start()
 
 
-def _stop_workers(started: list[tuple[Any, threading.Thread]], timeout: float = 15.0) -> None:
-    for worker, _ in started:
-        worker.stop()
-    deadline = time.monotonic() + timeout
-    for _, thread in started:
-        thread.join(max(0.0, deadline - time.monotonic()))
+def _stop_workers(pool: Any, timeout: float = 15.0) -> None:
+    pool.stop(timeout)
 
 
 def _store_caught(runtime: Runtime) -> Callable[[Any], None]:
@@ -350,7 +342,7 @@ def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) 
     """
     _configure_logging()
     catcher: Any = None
-    workers: list[tuple[Any, threading.Thread]] = []
+    workers: Any = None
     with Shutdown().installed() as shutdown, open_runtime() as runtime:
         try:
             info = None
@@ -362,7 +354,8 @@ def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) 
             _print_banner(runtime, host, port, info, catcher.port if catcher else None)
             _run_uvicorn(runtime, host, port, shutdown)
         finally:
-            _stop_workers(workers)
+            if workers is not None:
+                _stop_workers(workers)
             if catcher is not None:
                 catcher.stop()
     echo_flush("docmail stopped")
@@ -388,9 +381,7 @@ def worker(concurrency: int) -> None:
         started = _start_workers(runtime, concurrency)
         echo_flush(f"docmail worker: {concurrency} thread(s) delivering; Ctrl-C to stop")
         try:
-            while not shutdown.requested.wait(0.5):
-                if not any(thread.is_alive() for _, thread in started):
-                    break
+            shutdown.requested.wait()
         finally:
             echo_flush("stopping workers...")
             _stop_workers(started)

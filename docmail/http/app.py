@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
-from sqlalchemy import text
 
 from docmail import __version__
 from docmail.http.errors import install_error_handlers
 from docmail.http.limits import BodySizeLimit
-from docmail.http.routes import batches, documents, messages, settings
+from docmail.http.routes import batches, documents, messages, operations, settings
 from docmail.services.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -26,14 +25,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for router in (settings.router, batches.router, documents.router, messages.router):
+    for router in (
+        settings.router,
+        batches.router,
+        documents.router,
+        messages.router,
+        operations.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(operations.public)
 
-    @app.get(f"{API_PREFIX}/health", tags=["operations"])
-    def health() -> dict[str, object]:
-        with runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__}
+    install_web(app)  # the pages for people (docmail.web); "/" below is only a fallback
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,9 +31,11 @@ from docmail.domain.outbox import (
 from docmail.errors import AuthenticationFailed, DeliveryError
 from docmail.services.batches import expand_next_batch
 from docmail.services.messages import outgoing_email
+from docmail.services.operations import beat, forget_worker
 from docmail.services.runtime import Runtime
 
 log = logging.getLogger("docmail.worker")
+HEARTBEAT_SECONDS = 10.0
 
 
 def default_worker_name() -> str:
@@ -50,6 +53,7 @@ class Worker:
         self.policy = policy  # None: each account's own policy
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._sent_since_beat = 0
         runtime.wake_listeners.append(self._wake.set)
 
     def stop(self) -> None:
@@ -59,15 +63,20 @@ class Worker:
     def run(self) -> None:
         """Deliver until :meth:`stop`; sleep until woken or the poll interval passes."""
         log.info("worker %s started", self.name)
+        last_beat = 0.0
         while not self._stop.is_set():
             try:
                 busy = self.run_once() > 0
+                if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                    beat(self.runtime, self.name, self._sent_since_beat)
+                    self._sent_since_beat, last_beat = 0, time.monotonic()
             except Exception:  # keep the loop alive; the error is logged with its traceback
                 log.exception("worker %s: round failed", self.name)
                 busy = False
             if not busy:
                 self._wake.wait(self.runtime.settings.worker_poll_seconds)
                 self._wake.clear()
+        forget_worker(self.runtime, self.name)
         log.info("worker %s stopped", self.name)
 
     def run_once(self) -> int:
@@ -156,6 +165,7 @@ class Worker:
         store.mark_sent(
             self.runtime.engine, self.name, item, result.code, reply, self.runtime.clock()
         )
+        self._sent_since_beat += 1
         log.info("message %s sent: %s %s", item.message_id, result.code, reply)
 
     def _record_failure(

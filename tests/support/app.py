@@ -16,6 +16,16 @@ from docmail.services.runtime import Role, Runtime
 from docmail.worker.worker import Worker
 
 
+# Every runtime a test builds; tests/conftest.py disposes their engines after each test
+# so no database connection outlives its test (ResourceWarnings are errors here).
+CREATED: list[Runtime] = []
+
+
+def dispose_all() -> None:
+    while CREATED:
+        CREATED.pop().engine.dispose()
+
+
 def make_runtime(database_url: str, data_dir: Path, ca_file: str | None = None) -> Runtime:
     settings = Settings(
         data_dir=data_dir,
@@ -25,7 +35,9 @@ def make_runtime(database_url: str, data_dir: Path, ca_file: str | None = None) 
         worker_poll_seconds=0.05,
         extra={"smtp_ca_file": ca_file} if ca_file else {},
     )
-    return build_runtime(settings, run_migrations=False)
+    runtime = build_runtime(settings, run_migrations=False)
+    CREATED.append(runtime)
+    return runtime
 
 
 @dataclass
