@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.mime import AttachmentPart, OutgoingEmail, new_message_id, render_bytes
 from docmail.domain.outbox import CLAIMABLE_STATES, MessageState
@@ -138,6 +139,7 @@ def resend_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message
         ]
         session.add(copy)
         session.flush()
+        store.notify_queued(session)
     runtime.wakeup()
     return copy
 

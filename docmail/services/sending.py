@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.mime import new_message_id
 from docmail.domain.addresses import (
@@ -170,6 +171,7 @@ def _queue(
             message.idempotency_key, message.request_fingerprint = key, print_
             session.add(message)
             session.flush()
+            store.notify_queued(session)
     except IntegrityError:
         if not key:
             raise
