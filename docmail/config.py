@@ -68,4 +68,6 @@ class Settings:
             worker_poll_seconds=float(env.get("DOCMAIL_WORKER_POLL_SECONDS") or 1.0),
             worker_lease_seconds=_int_env(env, "DOCMAIL_WORKER_LEASE_SECONDS", 300),
             metrics_token=env.get("DOCMAIL_METRICS_TOKEN") or None,
+            smtp_timeout=float(env.get("DOCMAIL_SMTP_TIMEOUT") or 30.0),
+            worker_batch_size=_int_env(env, "DOCMAIL_WORKER_BATCH_SIZE", 20),
         )
