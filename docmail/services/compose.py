@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,12 +137,28 @@ def _blocked_reason(type_row: t.DocumentType, doc: t.Document) -> str | None:
     return None
 
 
-def _default_account(session: Session, actor: Actor, warnings: list[str]) -> t.MailAccount | None:
+def _default_account(session: Session, actor: Actor) -> tuple[t.MailAccount | None, str | None]:
     try:
-        return resolve_account(session, actor, None)
+        return resolve_account(session, actor, None), None
     except Conflict as exc:
-        warnings.append(exc.message)
-        return None
+        return None, exc.message
+
+
+def _memo(session: Session, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+    """Remember settings read while composing, for the rest of this session.
+
+    A batch chunk composes hundreds of emails in one session: the document type,
+    template and default account are read once instead of once per email.
+    """
+    cache: dict[tuple[str, ...], Any] = session.info.setdefault("docmail_compose_cache", {})
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+def _type_row(session: Session, actor: Actor, code: str) -> t.DocumentType:
+    row: t.DocumentType = _memo(session, ("type", code), lambda: get_type_row(session, actor, code))
+    return row
 
 
 def compose_in_session(
@@ -151,14 +168,20 @@ def compose_in_session(
     party = docs[0].party
     company = session.get_one(t.Company, actor.company_id)
     language = party.language
-    types = {doc.doc_type: get_type_row(session, actor, doc.doc_type) for doc in docs}
+    types = {c: _type_row(session, actor, c) for c in dict.fromkeys(d.doc_type for d in docs)}
     plan = _merge_plans(
         [plan_recipients(rule_of(row), party_info(party)) for row in types.values()]
     )
-    account = _default_account(session, actor, plan.warnings)
+    account, warning = _memo(session, ("account",), lambda: _default_account(session, actor))
+    if warning:
+        plan.warnings.append(warning)
     contexts = [document_context(d, _type_name(types[d.doc_type], language)) for d in docs]
     template_type = docs[0].doc_type if len(types) == 1 else GENERIC_TYPE
-    template = effective_template(runtime, session, actor, template_type, language)
+    template = _memo(
+        session,
+        ("template", template_type, language),
+        lambda: effective_template(runtime, session, actor, template_type, language),
+    )
     locale = locale_for(language, company.country)
     rendered = runtime.templates.render(
         template.source, template_context(company, party, contexts, account), locale

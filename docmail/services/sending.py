@@ -123,7 +123,10 @@ def build_message_row(
     to, cc, bcc = _recipients(composed, edits)
     subject = check_subject(edits.subject if edits.subject is not None else composed.subject)
     html, text = _bodies(composed, edits)
-    account = resolve_account(session, actor, edits.account_id)
+    if edits.account_id is None and composed.account is not None:
+        account = composed.account  # the company default, already read while composing
+    else:
+        account = resolve_account(session, actor, edits.account_id)
     now = runtime.clock()
     message = t.Message(
         company_id=actor.company_id,
