@@ -62,7 +62,9 @@ def test_faults_and_random_kills_end_with_each_message_sent_once_or_failed_with_
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     actor, _ = company_with_account(
-        runtime, smtp_server_plain.port, retry_policy=FAST_RETRIES  # type: ignore[arg-type]
+        runtime,
+        smtp_server_plain.port,
+        retry_policy=FAST_RETRIES,  # type: ignore[arg-type]
     )
     queue_invoices(runtime, actor, COUNT)
     smtp_server_plain.stall_seconds = 0.02

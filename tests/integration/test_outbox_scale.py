@@ -79,7 +79,9 @@ def test_three_worker_processes_drain_ten_thousand_messages_once_each(
     assert len(received) == 10_000 and max(received.values()) == 1, "no message sent twice"
     with runtime.session() as session:
         by_worker = Counter(
-            session.scalars(select(t.MessageAttempt.worker).where(t.MessageAttempt.outcome == "sent"))
+            session.scalars(
+                select(t.MessageAttempt.worker).where(t.MessageAttempt.outcome == "sent")
+            )
         )
     assert len(by_worker) == 3, f"all three workers took part: {by_worker}"
 
@@ -117,8 +119,9 @@ def test_concurrency_per_account_limits_how_many_workers_send_for_it(
         assert worker.wait(timeout=20) == 0
     with runtime.session() as session:
         attempts = session.execute(
-            select(t.MessageAttempt.worker, t.MessageAttempt.started_at, t.MessageAttempt.finished_at)
-            .order_by(t.MessageAttempt.started_at)
+            select(
+                t.MessageAttempt.worker, t.MessageAttempt.started_at, t.MessageAttempt.finished_at
+            ).order_by(t.MessageAttempt.started_at)
         ).all()
     # No two workers' attempts overlap in time: one holder at a time.
     assert len({w for w, _, _ in attempts}) >= 1

@@ -113,8 +113,9 @@ def ambiguous_message_ids(runtime: Runtime) -> set[str]:
     """
     with runtime.session() as session:
         rows = session.execute(
-            select(t.Message.message_id_header, t.MessageAttempt.outcome, t.MessageAttempt.detail)
-            .join(t.MessageAttempt, t.MessageAttempt.message_id == t.Message.id)
+            select(
+                t.Message.message_id_header, t.MessageAttempt.outcome, t.MessageAttempt.detail
+            ).join(t.MessageAttempt, t.MessageAttempt.message_id == t.Message.id)
         ).all()
     return {
         mid
