@@ -146,6 +146,12 @@ DEFAULT_DOCUMENT_TYPES: tuple[DefaultDocumentType, ...] = (
         ("einvoice",),
         required=DocumentStatus.STAMPED,
     ),
+    _t(
+        "cte",
+        {"en": "CT-e", "es": "CT-e", "pt": "CT-e"},
+        ("einvoice",),
+        required=DocumentStatus.STAMPED,
+    ),
     _t("boleto", {"en": "Boleto", "es": "Boleto", "pt": "Boleto"}, ("finance",)),
     _t(
         "quote",

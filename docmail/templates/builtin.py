@@ -33,6 +33,9 @@ from docmail.domain.documents import DEFAULT_TYPE_CODES
 from docmail.errors import ConfigurationError
 
 GENERIC_TYPE = "document"
+# Notices about a document rather than document types: ``cancellation`` announces
+# that a sent document was cancelled (see services.einvoices).
+NOTICE_CODES = ("cancellation",)
 PARAGRAPH_STYLE = "margin:0 0 16px 0;"
 
 _SECTION_HEADER = re.compile(r"\[(\w+)\]")
@@ -54,7 +57,7 @@ class DefaultParts:
 
 def default_parts(doc_type: str, language: str) -> DefaultParts:
     """The default template parts of ``doc_type`` (generic for unknown types) in ``language``."""
-    code = doc_type if doc_type in DEFAULT_TYPE_CODES else GENERIC_TYPE
+    code = doc_type if doc_type in (*DEFAULT_TYPE_CODES, *NOTICE_CODES) else GENERIC_TYPE
     return _assemble(code, language)
 
 
