@@ -5,7 +5,8 @@ from __future__ import annotations
 from docmail.adapters.db.engine import make_engine, make_session_factory, migrate
 from docmail.adapters.secrets import SecretBox, load_or_create_keys
 from docmail.config import Settings
-from docmail.services.accounts import smtp_transport_for
+from docmail.services.accounts import ses_transport_for, smtp_transport_for
+from docmail.services.oauth import oauth_transport_for
 from docmail.services.runtime import AccountTransportFactory, Runtime
 from docmail.templates.engine import TemplateEngine
 
@@ -36,4 +37,9 @@ def build_runtime(
 
 def default_transports() -> dict[str, AccountTransportFactory]:
     """Every account kind this installation can send with."""
-    return {"smtp": smtp_transport_for}
+    return {
+        "smtp": smtp_transport_for,
+        "gmail": oauth_transport_for,  # SMTP + XOAUTH2
+        "microsoft": oauth_transport_for,  # SMTP + XOAUTH2
+        "ses": ses_transport_for,  # Amazon SES v2 API
+    }

@@ -22,7 +22,13 @@ from sqlalchemy import select
 from docmail.adapters.db import tables as t
 from docmail.errors import AuthenticationRequired, Conflict
 from docmail.services.accounts import create_account, list_accounts, update_account
-from docmail.services.companies import authenticate_token, create_api_token, create_company
+from docmail.services.companies import (
+    add_membership,
+    authenticate_token,
+    create_api_token,
+    create_company,
+    create_user,
+)
 from docmail.services.documents import create_document
 from docmail.services.inputs import AccountIn, AccountPatch, AttachmentIn, DocumentIn, PartyIn
 from docmail.services.parties import create_party
@@ -32,6 +38,8 @@ DEMO_COMPANY = "Demo Comercial SA de CV"
 DEMO_ACCOUNT = "Demo mail catcher"
 # email-validator refuses the reserved .test TLD, so the demo uses example.com names.
 DEMO_FROM = "facturacion@demo-docmail.example.com"
+DEMO_USER = "demo@docmail.example.com"
+DEMO_PASSWORD = "demo-docmail"  # noqa: S105 - the published demo sign-in, demo data only
 DEMO_TOKEN_FILE = "demo-token.txt"  # noqa: S105 (a file name, not a secret)
 DEMO_RFC = "DCO200101AB1"
 
@@ -488,6 +496,21 @@ def demo_token(runtime: Runtime, company_id: int) -> str:
     return token
 
 
+def _ensure_demo_user(runtime: Runtime, company_id: int) -> None:
+    """The demo admin who signs in to the web pages (created once, then reused)."""
+    with runtime.session() as session:
+        user_id = session.scalar(select(t.User.id).where(t.User.email == DEMO_USER))
+        member = user_id is not None and session.scalar(
+            select(t.Membership.id).where(
+                t.Membership.user_id == user_id, t.Membership.company_id == company_id
+            )
+        )
+    if user_id is None:
+        user_id = create_user(runtime, DEMO_USER, DEMO_PASSWORD, name="Demo", language="es").id
+    if not member:
+        add_membership(runtime, user_id, company_id, Role.ADMIN)
+
+
 def load_demo(runtime: Runtime, catcher_port: int = 2525) -> DemoInfo:
     """Create (or reuse) the demo company with its account, parties and documents."""
     company_id = find_company(runtime, DEMO_COMPANY)
@@ -496,4 +519,5 @@ def load_demo(runtime: Runtime, catcher_port: int = 2525) -> DemoInfo:
     actor = Actor(company_id=company_id, role=Role.ADMIN, label="demo")
     account_id = _ensure_account(runtime, actor, catcher_port)
     _load_records(runtime, actor)
+    _ensure_demo_user(runtime, company_id)
     return DemoInfo(company_id, demo_token(runtime, company_id), account_id)

@@ -48,8 +48,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = engine.raw_connection()  # outside any transaction: checkpoints need that
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()
     engine.dispose()
     return path
 

@@ -33,7 +33,14 @@ from docmail.bootstrap import build_runtime
 from docmail.cli import output
 from docmail.cli.importer import CSV_HELP, ImportReport, import_rows, pydantic_errors, read_rows
 from docmail.config import Settings
-from docmail.demo import DEMO_TOKEN_FILE, DemoInfo, find_company, load_demo
+from docmail.demo import (
+    DEMO_PASSWORD,
+    DEMO_TOKEN_FILE,
+    DEMO_USER,
+    DemoInfo,
+    find_company,
+    load_demo,
+)
 from docmail.domain.addresses import normalize_email
 from docmail.domain.outbox import FINAL_STATES, MessageState
 from docmail.errors import (
@@ -296,8 +303,10 @@ def _print_banner(
 ) -> None:
     base = f"http://{host}:{port}"
     echo_flush(f"docmail {__version__} on {base}")
+    echo_flush(f"  web app:       {base}/")
     echo_flush(f"  API docs:      {base}/docs")
     if demo is not None:
+        echo_flush(f"  sign in:       {DEMO_USER} / {DEMO_PASSWORD}")
         token_file = runtime.settings.data_dir / DEMO_TOKEN_FILE
         echo_flush(f"  API token:     {demo.token}")
         echo_flush(f"                 (saved in {token_file})")
@@ -577,3 +586,55 @@ def secrets() -> None:
 def new_key() -> None:
     """Print a new key for DOCMAIL_SECRET_KEY (put it first in the list to rotate)."""
     click.echo(SecretBox.new_key())
+
+
+@secrets.command("rotate")
+def rotate_secrets_command() -> None:
+    """Re-encrypt every stored secret with the first key of DOCMAIL_SECRET_KEY ("new,old")."""
+    from docmail.services.secrets_rotation import rotate_secrets
+
+    with open_runtime() as runtime:
+        counts = rotate_secrets(runtime)
+    for table, count in counts.items():
+        click.echo(f"{table}: {count} secret(s) re-encrypted")
+    click.echo(f"done: {sum(counts.values())} secret(s) now use the newest key")
+
+
+# ---------------------------------------------------------------- e-invoices
+
+
+@cli.command("import-einvoice")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--pdf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The printed form from the ERP (otherwise docmail renders one).",
+)
+@click.option("--party-language", type=click.Choice(["es", "pt", "en"]), default=None)
+@token_option
+def import_einvoice(
+    file: Path, pdf: Path | None, party_language: str | None, token: str | None
+) -> None:
+    """Import an e-invoice XML (CFDI, NF-e/CT-e, DIAN) as a stamped document.
+
+    The party is found by the receiver's tax id or created. Importing the same
+    document again reports it as existing and changes nothing.
+    """
+    from docmail.services.einvoices import import_einvoice as run_import
+
+    with open_runtime() as runtime:
+        actor = resolve_actor(runtime, token)
+        result = run_import(
+            runtime,
+            actor,
+            file.read_bytes(),
+            pdf.read_bytes() if pdf else None,
+            party_language,
+        )
+    doc = result.document
+    state = "created" if result.created else "existing, unchanged"
+    echo_flush(
+        f"{state}: document {doc.id} {doc.doc_type} {doc.number} "
+        f"(fiscal id {doc.fiscal_id}) for party {doc.party.code}"
+        + (" (new party)" if result.party_created else "")
+    )

@@ -8,8 +8,10 @@ from fastapi.responses import RedirectResponse
 from docmail import __version__
 from docmail.http.errors import install_error_handlers
 from docmail.http.limits import BodySizeLimit
-from docmail.http.routes import batches, documents, messages, operations, settings
+from docmail.http.routes import batches, documents, messages, oauth, operations, settings
+from docmail.http.routes import einvoices as einvoice_routes
 from docmail.services.runtime import Runtime
+from docmail.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -25,6 +27,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.include_router(oauth.router)  # first: /api/v1/accounts/needs-attention
     for router in (
         settings.router,
         batches.router,
@@ -33,6 +36,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         operations.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(einvoice_routes.router, prefix=API_PREFIX)
     app.include_router(operations.public)
 
     install_web(app)  # the pages for people (docmail.web); "/" below is only a fallback

@@ -8,6 +8,7 @@ from typing import Any
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import policy_from_config
 from docmail.services.compose import AttachmentRef, Composition
+from docmail.services.oauth import needs_attention, oauth_status
 from docmail.services.templates import EffectiveTemplate
 
 
@@ -32,6 +33,11 @@ def account_json(a: t.MailAccount) -> dict[str, Any]:
         "rate_per_day": a.rate_per_day,
         "max_concurrency": a.max_concurrency,
         "retry_policy": policy_json(a.retry_policy),
+        "owner_user_id": a.owner_user_id,
+        "region": a.region,
+        "endpoint_url": a.endpoint_url,
+        "oauth": oauth_status(a),  # connected / needs_authentication / not_connected
+        "needs_attention": needs_attention(a),
     }
 
 

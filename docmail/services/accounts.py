@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
+from docmail.adapters.oauth.providers import OAUTH_KINDS, installation_registry
+from docmail.adapters.ses import SesSettings, SesTransport
 from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
 from docmail.errors import Conflict, DeliveryError, NotFound, ValidationError
 from docmail.services.inputs import AccountIn, AccountPatch
@@ -38,17 +42,51 @@ def _check_name_free(session: Session, company_id: int, name: str, own_id: int |
         raise Conflict(f"a mail account named {name!r} exists", field="name", value=name)
 
 
+_SES_FIELDS = {"access_key_id", "secret_access_key"}
+
+
+def _kind_values(runtime: Runtime, data: AccountIn) -> dict[str, Any]:
+    """Columns that follow from the kind: an OAuth provider's SMTP server, SES's endpoint."""
+    values = data.model_dump(exclude={"password", "retry_policy", *_SES_FIELDS})
+    if data.kind in OAUTH_KINDS:
+        provider = installation_registry(runtime.settings.extra).get(data.kind)
+        values["host"] = data.host or provider.smtp_host
+        values["port"] = data.port or provider.smtp_port
+        values["security"] = data.security if data.host else provider.smtp_security
+        values["username"] = data.username or data.from_email
+    elif data.kind == "ses":
+        values["host"] = data.endpoint_url or f"email.{data.region}.amazonaws.com"
+        values["port"], values["security"] = 443, "ssl"
+        values["username"] = data.access_key_id
+    return values
+
+
+def _check_owner(session: Session, company_id: int, user_id: int | None) -> None:
+    if user_id is None:
+        return
+    member = session.scalar(
+        select(t.Membership.id).where(
+            t.Membership.company_id == company_id, t.Membership.user_id == user_id
+        )
+    )
+    if member is None:
+        raise ValidationError(
+            f"user {user_id} is not a member of this company", field="owner_user_id", value=user_id
+        )
+
+
 def create_account(runtime: Runtime, actor: Actor, data: AccountIn) -> t.MailAccount:
     actor.require(Role.ADMIN)
-    if data.username and not data.password:
+    if data.kind == "smtp" and data.username and not data.password:
         raise ValidationError("password is required when username is given", field="password")
+    secret = data.secret_access_key if data.kind == "ses" else data.password
     with runtime.session() as session:
         _check_name_free(session, actor.company_id, data.name, None)
-        values = data.model_dump(exclude={"password", "retry_policy"})
-        account = t.MailAccount(company_id=actor.company_id, **values)
+        _check_owner(session, actor.company_id, data.owner_user_id)
+        account = t.MailAccount(company_id=actor.company_id, **_kind_values(runtime, data))
         account.retry_policy = data.retry_policy.model_dump() if data.retry_policy else {}
-        if data.password:
-            account.password_encrypted = runtime.secrets.encrypt(data.password)
+        if secret:
+            account.password_encrypted = runtime.secrets.encrypt(secret)
         session.add(account)
         session.flush()
         has_default = session.scalar(
@@ -70,8 +108,15 @@ def update_account(
     with runtime.session() as session:
         account = _get(session, actor, account_id)
         changes = patch.model_dump(
-            exclude_unset=True, exclude={"password", "is_default", "retry_policy"}
+            exclude_unset=True, exclude={"password", "is_default", "retry_policy", *_SES_FIELDS}
         )
+        if "access_key_id" in patch.model_fields_set:
+            changes["username"] = patch.access_key_id
+        if "secret_access_key" in patch.model_fields_set:
+            patch = patch.model_copy(update={"password": patch.secret_access_key})
+            patch.model_fields_set.add("password")
+        if "owner_user_id" in changes:
+            _check_owner(session, actor.company_id, changes["owner_user_id"])
         if "retry_policy" in patch.model_fields_set:
             account.retry_policy = patch.retry_policy.model_dump() if patch.retry_policy else {}
         if "name" in changes:
@@ -89,10 +134,18 @@ def update_account(
     return account
 
 
-def list_accounts(runtime: Runtime, actor: Actor) -> list[t.MailAccount]:
+def list_accounts(
+    runtime: Runtime, actor: Actor, needs_attention: bool | None = None
+) -> list[t.MailAccount]:
+    """The company's accounts; ``needs_attention``: only those paused or needing to log in."""
     with runtime.session() as session:
         query = select(t.MailAccount).where(t.MailAccount.company_id == actor.company_id)
-        return list(session.scalars(query.order_by(t.MailAccount.id)))
+        rows = list(session.scalars(query.order_by(t.MailAccount.id)))
+    if needs_attention is None:
+        return rows
+    from docmail.services.oauth import needs_attention as attention  # oauth imports this module
+
+    return [a for a in rows if attention(a) == needs_attention]
 
 
 def get_account(runtime: Runtime, actor: Actor, account_id: int) -> t.MailAccount:
@@ -114,11 +167,29 @@ def delete_account(runtime: Runtime, actor: Actor, account_id: int) -> None:
         session.delete(account)
 
 
+def _own_mailbox(session: Session, actor: Actor) -> t.MailAccount | None:
+    """The user's own connected OAuth mailbox, if they have one."""
+    if actor.user_id is None:
+        return None
+    return session.scalar(
+        select(t.MailAccount)
+        .join(t.OAuthToken, t.OAuthToken.account_id == t.MailAccount.id)
+        .where(
+            t.MailAccount.company_id == actor.company_id,
+            t.MailAccount.owner_user_id == actor.user_id,
+            t.OAuthToken.needs_reauth.is_(False),
+        )
+        .order_by(t.MailAccount.id)
+        .limit(1)
+    )
+
+
 def resolve_account(session: Session, actor: Actor, account_id: int | None) -> t.MailAccount:
-    """The account to send from: the one asked for, else the company default."""
+    """The account to send from: the one asked for, else the user's own authenticated
+    mailbox, else the company default."""
     if account_id is not None:
         return _get(session, actor, account_id)
-    account = session.scalar(
+    account = _own_mailbox(session, actor) or session.scalar(
         select(t.MailAccount).where(
             t.MailAccount.company_id == actor.company_id, t.MailAccount.is_default.is_(True)
         )
@@ -148,6 +219,22 @@ def smtp_settings(runtime: Runtime, account: t.MailAccount) -> SmtpSettings:
 
 def smtp_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
     return SmtpTransport(smtp_settings(runtime, account))
+
+
+def ses_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
+    """Amazon SES v2 for a "ses" account: username = access key id, password = secret key."""
+    encrypted = account.password_encrypted
+    secret = runtime.secrets.decrypt(encrypted) if encrypted else ""
+    return SesTransport(
+        SesSettings(
+            region=account.region or "",
+            access_key_id=account.username or "",
+            secret_access_key=secret,
+            endpoint_url=account.endpoint_url,
+            timeout=runtime.settings.smtp_timeout,
+            from_email=account.from_email,
+        )
+    )
 
 
 def check_account_connection(runtime: Runtime, actor: Actor, account_id: int) -> dict[str, object]:

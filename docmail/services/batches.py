@@ -125,8 +125,14 @@ def _item_row(batch: t.Batch, doc_id: int, party_id: int | None) -> dict[str, ob
     return row
 
 
-def start_batch(runtime: Runtime, actor: Actor, data: BatchIn) -> tuple[int, bool]:
-    """Store a batch and its documents; return (batch id, replayed)."""
+def start_batch(
+    runtime: Runtime, actor: Actor, data: BatchIn, *, inline: bool = False
+) -> tuple[int, bool]:
+    """Store a batch and its documents; return (batch id, replayed).
+
+    ``inline``: the caller will expand it now, so workers leave it alone while the
+    caller's lease lasts (and take it over if the caller dies).
+    """
     actor.require(Role.SENDER)
     ids = list(dict.fromkeys(data.document_ids))
     try:
@@ -143,6 +149,9 @@ def start_batch(runtime: Runtime, actor: Actor, data: BatchIn) -> tuple[int, boo
                 total=len(ids),
                 created_at=runtime.clock(),
             )
+            if inline:
+                batch.locked_by = "inline"
+                batch.locked_until = runtime.clock() + BATCH_LEASE
             session.add(batch)
     except IntegrityError:
         with runtime.session() as session:
@@ -277,7 +286,7 @@ def send_batch(
     runtime: Runtime, actor: Actor, data: BatchIn, progress: Progress | None = None
 ) -> BatchResult:
     """Store and expand a batch now; return each email's outcome (CLI, small API batches)."""
-    batch_id, replayed = start_batch(runtime, actor, data)
+    batch_id, replayed = start_batch(runtime, actor, data, inline=True)
     if not replayed:
         expand_batch(runtime, batch_id, progress)
     return batch_result(runtime, actor, batch_id, replayed=replayed)

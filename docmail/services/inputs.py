@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from docmail.domain.addresses import check_header_value, normalize_email
 from docmail.errors import DocmailError, ValidationError
@@ -72,10 +72,19 @@ class PacingFields(Strict):
     retry_policy: RetryPolicyIn | None = None
 
 
+AccountKind = Literal["smtp", "gmail", "microsoft", "ses"]
+_REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+
+
 class AccountIn(PacingFields):
+    """A new mail account. ``kind``: "smtp" (host/port required), "gmail" / "microsoft"
+    (OAuth2; the SMTP server comes from the provider, connect with Authenticate) or "ses"
+    (region, access_key_id, secret_access_key; optional endpoint_url)."""
+
+    kind: AccountKind = "smtp"
     name: str = Field(min_length=1, max_length=200)
-    host: str = Field(min_length=1, max_length=255)
-    port: int = Field(ge=1, le=65535)
+    host: str | None = Field(default=None, min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
     security: Security = "starttls"
     username: str | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, max_length=1000)
@@ -83,9 +92,26 @@ class AccountIn(PacingFields):
     from_name: str = Field(default="", max_length=200)
     verify_tls: bool = True
     is_default: bool = False
+    owner_user_id: int | None = None  # a user's own mailbox, used when that user sends
+    region: str | None = Field(default=None, pattern=_REGION_PATTERN)
+    endpoint_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    access_key_id: str | None = Field(default=None, min_length=1, max_length=128)
+    secret_access_key: str | None = Field(default=None, min_length=1, max_length=1000)
 
-    _lines = field_validator("name", "host", "username", "from_name")(_single_line)
+    _lines = field_validator("name", "host", "username", "from_name", "access_key_id")(
+        _single_line
+    )
     _from = field_validator("from_email")(_email)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> AccountIn:
+        needed = {"smtp": ("host", "port"), "ses": ("region", "access_key_id", "secret_access_key")}
+        for name in needed.get(self.kind, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is required for a {self.kind} account")
+        if self.kind in ("gmail", "microsoft") and self.password:
+            raise ValueError(f"a {self.kind} account has no password: connect it with OAuth")
+        return self
 
 
 class AccountPatch(PacingFields):
@@ -100,6 +126,11 @@ class AccountPatch(PacingFields):
     verify_tls: bool | None = None
     is_default: bool | None = None
     paused: bool | None = None
+    owner_user_id: int | None = None
+    region: str | None = Field(default=None, pattern=_REGION_PATTERN)
+    endpoint_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    access_key_id: str | None = Field(default=None, min_length=1, max_length=128)
+    secret_access_key: str | None = Field(default=None, min_length=1, max_length=1000)
 
     _lines = field_validator("name", "host", "username", "from_name")(_single_line)
     _from = field_validator("from_email")(_email)

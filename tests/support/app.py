@@ -15,7 +15,6 @@ from docmail.services.companies import create_api_token, create_company
 from docmail.services.runtime import Role, Runtime
 from docmail.worker.worker import Worker
 
-
 # Every runtime a test builds; tests/conftest.py disposes their engines after each test
 # so no database connection outlives its test (ResourceWarnings are errors here).
 CREATED: list[Runtime] = []

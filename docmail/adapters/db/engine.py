@@ -32,8 +32,11 @@ def _configure_sqlite(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # pysqlite's own transaction handling is off (see isolation_level=None below);
-    # we emit BEGIN ourselves so a claim can use BEGIN IMMEDIATE.
-    mode = conn.info.pop("sqlite_begin_mode", "DEFERRED")
+    # we emit BEGIN ourselves. IMMEDIATE takes the write lock at the start, waiting
+    # for it under busy_timeout: a DEFERRED transaction that reads and then writes
+    # while another connection wrote meanwhile fails at once with "database is
+    # locked" (WAL snapshots cannot be upgraded), whatever the timeout.
+    mode = conn.info.pop("sqlite_begin_mode", "IMMEDIATE")
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 

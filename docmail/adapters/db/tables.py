@@ -126,6 +126,15 @@ class MailAccount(Base):
     retry_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Migration 0003 (OAuth, SES, per-user accounts):
+    # No ON DELETE: SQLite's reflection cannot see it on an added column; unset the owner
+    # before deleting a user.
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(40), nullable=True)  # SES
+    endpoint_url: Mapped[str | None] = mapped_column(String(500), nullable=True)  # SES
+    oauth_token: Mapped[OAuthToken | None] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Party(Base):
@@ -385,3 +394,71 @@ class CaughtMessage(Base):
     rcpt_to: Mapped[list[str]] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, this row holds its hash.
+
+    Deleting the row (logout, expiry) ends the session on the server side.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+# ---------------------------------------------------------------- OAuth (migration 0003)
+
+
+class OAuthClient(Base):
+    """A company's own OAuth client for a provider (else the installation's is used)."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (UniqueConstraint("company_id", "provider"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20))
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OAuthState(Base):
+    """One pending authorization: single use, short-lived, bound to company and account."""
+
+    __tablename__ = "oauth_states"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    code_verifier_encrypted: Mapped[str] = mapped_column(Text)
+    return_to: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class OAuthToken(Base):
+    """The tokens of one OAuth mail account, encrypted; ``version`` grows with every change."""
+
+    __tablename__ = "oauth_tokens"
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20))
+    access_token_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
+    reauth_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    token_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)  # user re-auth
+    refreshed_at: Mapped[datetime | None] = mapped_column(nullable=True)  # background refresh

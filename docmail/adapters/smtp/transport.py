@@ -50,6 +50,10 @@ class SmtpSettings:
     verify_tls: bool = True  # certificate + hostname checks ON by default
     ca_file: str | None = None  # extra CA bundle, trusted in addition to the system's
     local_hostname: str | None = None
+    # XOAUTH2 instead of a password: ``oauth_token()`` gives a current access token;
+    # ``oauth_refresh(rejected)`` a new one after the server refused ``rejected`` (once).
+    oauth_token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    oauth_refresh: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -124,6 +128,11 @@ def wire_bytes(raw: bytes) -> bytes:
     if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
         return raw
     return _LINE_ENDINGS.sub(b"\r\n", raw)
+
+
+def xoauth2_string(username: str, access_token: str) -> str:
+    """The SASL XOAUTH2 initial response (before base64), as Google and Microsoft define it."""
+    return f"user={username}\x01auth=Bearer {access_token}\x01\x01"
 
 
 def needs_smtputf8(envelope_from: str, recipients: list[str]) -> bool:
@@ -533,11 +542,34 @@ class SmtpTransport:
                 f"connection, but user {username!r} is configured; remove the username from the "
                 "SMTP settings or pick the security mode under which the server offers login"
             )
+        if self.settings.oauth_token is not None:
+            return self._login_xoauth2(conn, username)
         if password is None:
             raise AuthenticationFailed(
                 f"no password is set for user {username!r}; add it to the SMTP settings"
             )
         code, resp = conn.login(username, password)
+        return f"{code} {reply_text(resp)}"
+
+    def _login_xoauth2(self, conn: _Connection, username: str) -> str:
+        """AUTH XOAUTH2; if the token is refused, ask for a fresh one and try once more."""
+        get_token, refresh = self.settings.oauth_token, self.settings.oauth_refresh
+        assert get_token is not None  # checked by the caller
+        token = get_token()
+        try:
+            return self._auth_xoauth2(conn, username, token)
+        except smtplib.SMTPAuthenticationError as exc:
+            if refresh is None or is_transient_reply(exc.smtp_code, reply_text(exc.smtp_error)):
+                raise
+        return self._auth_xoauth2(conn, username, refresh(token))
+
+    @staticmethod
+    def _auth_xoauth2(conn: _Connection, username: str, token: str) -> str:
+        def respond(challenge: bytes | None = None) -> str:
+            # After a 334 error challenge the client answers with an empty line (RFC 7628).
+            return xoauth2_string(username, token) if challenge is None else ""
+
+        code, resp = conn.auth("XOAUTH2", respond, initial_response_ok=True)
         return f"{code} {reply_text(resp)}"
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -66,12 +66,12 @@ def send_batch(
     runtime = runtime_of(request)
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={"idempotency_key": idempotency_key})
-    batch_id, replayed = batches.start_batch(runtime, actor, body)
+    small = len(body.document_ids) <= batches.INLINE_LIMIT
+    batch_id, replayed = batches.start_batch(runtime, actor, body, inline=small)
     if replayed:
         response.status_code = 200
-    elif len(body.document_ids) <= batches.INLINE_LIMIT:
+    elif small:
         batches.expand_batch(runtime, batch_id)
-    small = len(body.document_ids) <= batches.INLINE_LIMIT
     result = batches.batch_result(runtime, actor, batch_id, replayed=replayed, with_items=small)
     return _result_json(result)
 

@@ -26,8 +26,11 @@ Json = dict[str, Any]
 
 
 @router.get("/accounts")
-def list_accounts(request: Request, actor: Actor = Depends(current_actor)) -> Json:
-    rows = accounts.list_accounts(runtime_of(request), actor)
+def list_accounts(
+    request: Request, needs_attention: bool | None = None, actor: Actor = Depends(current_actor)
+) -> Json:
+    """Mail accounts; ``?needs_attention=true`` lists only those paused or needing sign-in."""
+    rows = accounts.list_accounts(runtime_of(request), actor, needs_attention)
     return {"items": [account_json(a) for a in rows]}
 
 

@@ -1,0 +1,150 @@
+"""Sign-in, CSRF, roles and session expiry through the FastAPI TestClient (no browser)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from docmail.adapters.db import tables as t
+from docmail.http.app import create_app
+from docmail.services.runtime import Runtime
+from tests.browser.world import PASSWORD, WebWorld, build_world
+from tests.support.app import make_runtime
+
+
+@pytest.fixture
+def web(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[Runtime, WebWorld]]:
+    target = tmp_path / "web.sqlite3"
+    target.write_bytes(sqlite_template.read_bytes())
+    runtime = make_runtime(f"sqlite:///{target}", tmp_path / "data")
+    yield runtime, build_world(runtime, smtp_port=1)
+    runtime.engine.dispose()
+
+
+def signed_in(runtime: Runtime, email: str) -> TestClient:
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    answer = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def csrf(client: TestClient) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/documents").text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_pages_need_a_session_and_send_the_browser_to_sign_in(web: tuple) -> None:
+    runtime, _world = web
+    client = TestClient(create_app(runtime))
+    answer = client.get("/documents", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+def test_a_login_without_its_form_token_is_refused(web: tuple) -> None:
+    runtime, world = web
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    answer = client.post("/login", data={"email": world.admin, "password": PASSWORD})
+    assert answer.status_code == 403
+    assert "docmail_session" not in client.cookies
+
+
+def test_the_session_cookie_is_http_only_and_same_site_lax(web: tuple) -> None:
+    runtime, world = web
+    client = TestClient(create_app(runtime))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    answer = client.post(
+        "/login",
+        data={"email": world.admin, "password": PASSWORD, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_a_post_with_a_wrong_csrf_token_changes_nothing(web: tuple) -> None:
+    runtime, world = web
+    client = signed_in(runtime, world.admin)
+    answer = client.post(
+        "/settings/users",
+        data={"csrf_token": "forged", "email": "x@y.mx", "password": "12345678", "role": "admin"},
+    )
+    assert answer.status_code == 403
+    assert "x@y.mx" not in client.get("/settings/users").text
+
+
+def test_a_viewer_cannot_send_and_a_sender_cannot_open_settings(web: tuple) -> None:
+    runtime, world = web
+    viewer = signed_in(runtime, world.viewer)
+    sent = viewer.post(
+        f"/documents/{world.invoice_id}/send",
+        data={"csrf_token": csrf(viewer), "to": "a@b.mx", "idem_key": "k"},
+    )
+    assert sent.status_code == 403
+    assert viewer.get(f"/documents/{world.invoice_id}/send").status_code == 403
+    sender = signed_in(runtime, world.sender)
+    assert sender.get("/settings/accounts").status_code == 403
+    assert sender.get("/catcher").status_code == 403
+
+
+def test_an_expired_session_is_deleted_and_asks_to_sign_in_again(web: tuple) -> None:
+    runtime, world = web
+    client = signed_in(runtime, world.admin)
+    assert client.get("/documents").status_code == 200
+    with runtime.session() as session:
+        past = runtime.clock() - timedelta(minutes=1)
+        session.execute(update(t.WebSession).values(expires_at=past))
+    answer = client.get("/documents", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+def test_switching_company_shows_only_that_companys_documents(web: tuple) -> None:
+    runtime, world = web
+    client = signed_in(runtime, world.admin)
+    assert "F-0001" in client.get("/documents").text
+    client.post("/company", data={"csrf_token": csrf(client), "company_id": world.other_company_id})
+    listing = client.get("/documents").text
+    assert "X-1" in listing and "F-0001" not in listing
+
+
+def test_repeated_wrong_passwords_are_slowed_down(web: tuple) -> None:
+    runtime, world = web
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    statuses = []
+    for _ in range(6):
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token is not None
+        statuses.append(
+            client.post(
+                "/login",
+                data={"email": world.admin, "password": "nope", "csrf_token": token.group(1)},
+            ).status_code
+        )
+    assert statuses[:5] == [401] * 5 and statuses[5] == 429
+
+
+def test_every_interface_message_has_spanish_and_portuguese_translations() -> None:
+    from docmail.web.catalog import ES, PT
+
+    root = Path(__file__).resolve().parents[2] / "docmail" / "web"
+    pattern = re.compile(r"""_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\s*\)""")
+    used = set()
+    for path in [*root.rglob("*.html"), *root.glob("*.py")]:
+        used |= {a or b for a, b in pattern.findall(path.read_text())}
+    assert used, "no messages found"
+    assert sorted(used - ES.keys()) == []
+    assert sorted(used - PT.keys()) == []
