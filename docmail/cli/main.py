@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from docmail import __version__
 from docmail.adapters.db import tables as t
-from docmail.adapters.secrets import SecretBox
+from docmail.adapters.secrets import SecretBox, install_log_redaction
 from docmail.bootstrap import build_runtime
 from docmail.cli import output
 from docmail.cli.importer import CSV_HELP, ImportReport, import_rows, pydantic_errors, read_rows
@@ -101,9 +101,12 @@ def cli() -> None:
 def open_runtime() -> Iterator[Runtime]:
     """Build the runtime from the environment (migrating the schema) and dispose of it after."""
     runtime = build_runtime(Settings.from_env())
+    redactor = install_log_redaction(runtime.secrets)  # no secret reaches the logs in clear
     try:
         yield runtime
     finally:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(redactor)
         runtime.engine.dispose()
 
 
