@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    Update,
     and_,
     delete,
     func,
@@ -235,19 +236,22 @@ def _finish_attempt(
     )
 
 
+def _owned(message_id: int, worker: str) -> Update:
+    """An UPDATE of a message that only applies while ``worker`` still holds its claim."""
+    return update(t.Message).where(
+        t.Message.id == message_id,
+        t.Message.locked_by == worker,
+        t.Message.state == MessageState.SENDING.value,
+    )
+
+
 def mark_sent(
     engine: Engine, worker: str, claim: Claim, code: int, reply: str, now: datetime
 ) -> bool:
     """Record success; False if this worker no longer owns the message (lease lost)."""
     with engine.begin() as conn:
         result = conn.execute(
-            update(t.Message)
-            .where(
-                t.Message.id == claim.message_id,
-                t.Message.locked_by == worker,
-                t.Message.state == MessageState.SENDING.value,
-            )
-            .values(
+            _owned(claim.message_id, worker).values(
                 state=MessageState.SENT.value,
                 sent_at=now,
                 smtp_code=code,
@@ -285,15 +289,7 @@ def mark_failed_attempt(
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     with engine.begin() as conn:
-        result = conn.execute(
-            update(t.Message)
-            .where(
-                t.Message.id == claim.message_id,
-                t.Message.locked_by == worker,
-                t.Message.state == MessageState.SENDING.value,
-            )
-            .values(**values)
-        )
+        result = conn.execute(_owned(claim.message_id, worker).values(**values))
         _finish_attempt(conn, claim, state.value, code, error, now)
         return bool(result.rowcount)
 
@@ -303,13 +299,7 @@ def release(engine: Engine, worker: str, claims: list[Claim], now: datetime) -> 
     with engine.begin() as conn:
         for item in claims:
             conn.execute(
-                update(t.Message)
-                .where(
-                    t.Message.id == item.message_id,
-                    t.Message.locked_by == worker,
-                    t.Message.state == MessageState.SENDING.value,
-                )
-                .values(
+                _owned(item.message_id, worker).values(
                     state=MessageState.QUEUED.value,
                     locked_until=None,
                     attempts=t.Message.attempts - 1,

@@ -202,6 +202,11 @@ def send_document(
     outcome = sending.send_document(
         runtime_of(request), actor, document_id, body or SendIn(), idempotency_key
     )
+    return queued_json(outcome, response)
+
+
+def queued_json(outcome: sending.SendOutcome, response: Response) -> Json:
+    """202 for a newly queued email; 200 when an Idempotency-Key replayed an earlier one."""
     if outcome.replayed:
         response.status_code = 200
     return {**message_json(outcome.message), "replayed": outcome.replayed}

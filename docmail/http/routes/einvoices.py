@@ -10,7 +10,8 @@ from starlette.datastructures import UploadFile
 
 from docmail.errors import PayloadTooLarge, ValidationError
 from docmail.http.auth import current_actor, runtime_of
-from docmail.http.serializers import composition_json, document_json, message_json
+from docmail.http.routes.documents import queued_json
+from docmail.http.serializers import composition_json, document_json
 from docmail.services import einvoices
 from docmail.services.inputs import SendIn
 from docmail.services.runtime import Actor
@@ -95,6 +96,4 @@ def announce_cancellation(
     outcome = einvoices.announce_cancellation(
         runtime_of(request), actor, document_id, body or SendIn(), idempotency_key
     )
-    if outcome.replayed:
-        response.status_code = 200
-    return {**message_json(outcome.message), "replayed": outcome.replayed}
+    return queued_json(outcome, response)
