@@ -51,8 +51,9 @@ class PostgresServer:
         except psycopg.Error:
             pass
         if self._datadir and self._bindir:
+            run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
             subprocess.run(
-                [f"{self._bindir}/pg_ctl", "-D", self._datadir, "-m", "immediate", "stop"],
+                [*run_as, f"{self._bindir}/pg_ctl", "-D", self._datadir, "-m", "immediate", "stop"],
                 capture_output=True,
                 check=False,
             )
@@ -97,12 +98,17 @@ def _throwaway_cluster() -> PostgresServer | None:
             "-D",
             datadir,
             "-w",
+            "-l",
+            f"{datadir}/server.log",
             "-o",
             f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1",
             "start",
         ],
         check=True,
-        capture_output=True,
+        # The server must not inherit our pipes, or run() waits for them to close.
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
     )
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     for _ in range(50):
