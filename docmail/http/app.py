@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 from docmail import __version__
 from docmail.http.errors import install_error_handlers
 from docmail.http.limits import BodySizeLimit
+from docmail.http.routes import automation as automation_routes
 from docmail.http.routes import batches, documents, messages, oauth, operations, settings
 from docmail.http.routes import einvoices as einvoice_routes
 from docmail.services.runtime import Runtime
@@ -34,6 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         documents.router,
         messages.router,
         operations.router,
+        automation_routes.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(einvoice_routes.router, prefix=API_PREFIX)

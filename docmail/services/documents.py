@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +87,9 @@ def create_document(
             if found is not None:
                 return CreatedDocument(found, created=False)
             party = find_party_by_code(session, actor, data.party_code, "party_code")
-            values = data.model_dump(exclude={"type", "party_code", "attachments"}, mode="json")
+            values = data.model_dump(
+                exclude={"type", "party_code", "attachments", "run"}, mode="json"
+            )
             values.update(total=data.total, issue_date=data.issue_date, due_date=data.due_date)
             doc = t.Document(
                 company_id=actor.company_id, doc_type=data.type, party_id=party.id, **values
@@ -102,6 +105,7 @@ def create_document(
             if found is None:
                 raise
             return CreatedDocument(found, created=False)
+    _automation().on_document_event(runtime, actor, doc_id, "created", run=data.run)
     return CreatedDocument(get_document(runtime, actor, doc_id), created=True)
 
 
@@ -123,7 +127,16 @@ def update_document(
         doc = get_document_row(session, actor, document_id)
         for key, value in patch.model_dump(exclude_unset=True).items():
             setattr(doc, key, value)
+    if patch.status is not None:
+        _automation().on_document_event(runtime, actor, document_id, f"status:{patch.status}")
     return get_document(runtime, actor, document_id)
+
+
+def _automation() -> Any:
+    """The automation service, imported late: it composes emails, which needs this module."""
+    from docmail.services import automation
+
+    return automation
 
 
 def get_document(runtime: Runtime, actor: Actor, document_id: int) -> t.Document:

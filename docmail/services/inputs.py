@@ -98,9 +98,7 @@ class AccountIn(PacingFields):
     access_key_id: str | None = Field(default=None, min_length=1, max_length=128)
     secret_access_key: str | None = Field(default=None, min_length=1, max_length=1000)
 
-    _lines = field_validator("name", "host", "username", "from_name", "access_key_id")(
-        _single_line
-    )
+    _lines = field_validator("name", "host", "username", "from_name", "access_key_id")(_single_line)
     _from = field_validator("from_email")(_email)
 
     @model_validator(mode="after")
@@ -264,6 +262,10 @@ class DocumentIn(Strict):
     fiscal_id: str | None = Field(default=None, max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+    # The automation run this document belongs to (e.g. "rent-2026-11"): see services.automation.
+    run: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+    )
 
     _lines = field_validator("number", "fiscal_id")(_single_line)
 

@@ -34,8 +34,9 @@ from docmail.errors import ConfigurationError
 
 GENERIC_TYPE = "document"
 # Notices about a document rather than document types: ``cancellation`` announces
-# that a sent document was cancelled (see services.einvoices).
-NOTICE_CODES = ("cancellation",)
+# that a sent document was cancelled (see services.einvoices); ``reminder`` asks for payment
+# (see services.automation_reminders).
+NOTICE_CODES = ("cancellation", "reminder")
 PARAGRAPH_STYLE = "margin:0 0 16px 0;"
 
 _SECTION_HEADER = re.compile(r"\[(\w+)\]")

@@ -29,6 +29,7 @@ from docmail.domain.outbox import (
     policy_from_config,
 )
 from docmail.errors import AuthenticationFailed, DeliveryError
+from docmail.services.automation_scheduler import run_due_jobs
 from docmail.services.batches import expand_next_batch
 from docmail.services.messages import outgoing_email
 from docmail.services.operations import beat, forget_worker
@@ -85,7 +86,8 @@ class Worker:
         Returns how much was done (batch chunk counts as one), 0 when idle.
         """
         expanded = expand_next_batch(self.runtime, self.name)
-        return self._deliver_due() + int(expanded)
+        scheduled = run_due_jobs(self.runtime, self.name)  # cheap read when nothing is due
+        return self._deliver_due() + int(expanded) + scheduled
 
     def _deliver_due(self) -> int:
         settings = self.runtime.settings

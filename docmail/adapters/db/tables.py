@@ -462,3 +462,138 @@ class OAuthToken(Base):
     reauth_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     token_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)  # user re-auth
     refreshed_at: Mapped[datetime | None] = mapped_column(nullable=True)  # background refresh
+
+
+# ---------------------------------------------------------------- automation (migration 0005)
+
+
+class AutomationRule(Base):
+    """Send a document type's email automatically on a trigger (see docmail.automation.policy)."""
+
+    __tablename__ = "automation_rules"
+    __table_args__ = (UniqueConstraint("company_id", "doc_type", "trigger"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    doc_type: Mapped[str] = mapped_column(String(40))
+    trigger: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    policy: Mapped[str] = mapped_column(String(20), default="all")
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)  # template overrides
+    body_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    body_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AutomationRun(Base):
+    """A named group of documents (one import, one month's rent) decided together on close.
+
+    ``state``: open -> closing (a worker or request holds ``locked_until``) -> closed.
+    """
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (
+        UniqueConstraint("company_id", "name"),
+        Index("ix_automation_runs_closing", "state", "closes_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    quiet_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    closes_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AutomationRunDocument(Base):
+    __tablename__ = "automation_run_documents"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("automation_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class AutomationOutcome(Base):
+    """What automation decided for one key (rule+document, reminder, statement): once, ever."""
+
+    __tablename__ = "automation_outcomes"
+    __table_args__ = (
+        UniqueConstraint("company_id", "key"),
+        Index("ix_automation_outcomes_run", "run_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # rule | reminder | statement
+    status: Mapped[str] = mapped_column(String(20))  # sent | skipped | failed
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("automation_runs.id", ondelete="SET NULL"), nullable=True
+    )
+    rule_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    document_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    party_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderRule(Base):
+    """Remind of a document type's payment ``offset_days`` from its due date (negative: before)."""
+
+    __tablename__ = "automation_reminder_rules"
+    __table_args__ = (UniqueConstraint("company_id", "doc_type", "offset_days"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    doc_type: Mapped[str] = mapped_column(String(40))
+    offset_days: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduledJob(Base):
+    """A one-off (``run_at``) or recurring (``cron`` in ``timezone``) job, claimed with a lease."""
+
+    __tablename__ = "automation_jobs"
+    __table_args__ = (
+        UniqueConstraint("company_id", "name"),
+        Index("ix_automation_jobs_due", "enabled", "next_run_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # send | statements | reminders
+    cron: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class JobExecution(Base):
+    """One occurrence of a job; unique per (job, scheduled time) so it never runs twice."""
+
+    __tablename__ = "automation_job_executions"
+    __table_args__ = (UniqueConstraint("job_id", "scheduled_for"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("automation_jobs.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime] = mapped_column()
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
