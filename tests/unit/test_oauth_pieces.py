@@ -10,7 +10,7 @@ from authlib.integrations.httpx_client import OAuthError
 from docmail.adapters.oauth.client import translate_error
 from docmail.adapters.oauth.errors import NeedsReauthentication
 from docmail.adapters.oauth.providers import GOOGLE, MICROSOFT, ProviderRegistry
-from docmail.adapters.smtp.transport import xoauth2_string
+from docmail.adapters.smtp.replies import xoauth2_string
 from docmail.errors import (
     AuthenticationFailed,
     ConfigurationError,

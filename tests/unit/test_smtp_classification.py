@@ -9,7 +9,7 @@ import ssl
 import pytest
 
 from docmail.adapters.smtp import MockTransport, SendResult, SmtpSettings
-from docmail.adapters.smtp.transport import (
+from docmail.adapters.smtp.replies import (
     ErrorContext,
     is_transient_reply,
     needs_smtputf8,
