@@ -8,52 +8,34 @@ schema up to date before it starts. Expected errors print one red line,
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets as pysecrets
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import click
-from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from docmail import __version__
 from docmail.adapters.db import tables as t
-from docmail.adapters.secrets import SecretBox, install_log_redaction
-from docmail.bootstrap import build_runtime
+from docmail.adapters.secrets import SecretBox
 from docmail.cli import output
-from docmail.cli.importer import CSV_HELP, ImportReport, import_rows, pydantic_errors, read_rows
-from docmail.config import Settings
+from docmail.cli import server as _server  # noqa: F401 - registers serve and worker
+from docmail.cli.common import cli, echo_flush, open_runtime, resolve_actor, token_option
+from docmail.cli.importer import CSV_HELP, ImportReport, import_rows, read_rows
 from docmail.demo import (
-    DEMO_PASSWORD,
-    DEMO_TOKEN_FILE,
-    DEMO_USER,
-    DemoInfo,
     find_company,
-    load_demo,
 )
 from docmail.domain.addresses import normalize_email
 from docmail.domain.outbox import FINAL_STATES, MessageState
 from docmail.errors import (
-    AuthenticationRequired,
-    ConfigurationError,
-    DocmailError,
     NotFound,
     ValidationError,
 )
 from docmail.services.batches import BatchResult, send_batch
 from docmail.services.companies import (
     add_membership,
-    authenticate_token,
     create_api_token,
     create_company,
     create_user,
@@ -64,80 +46,9 @@ from docmail.services.messages import MessageFilter, get_message, list_messages
 from docmail.services.runtime import Actor, Role, Runtime
 from docmail.services.sending import send_document
 
-log = logging.getLogger("docmail.cli")
+__all__ = ["cli"]
 
 MIN_PASSWORD = 8
-
-
-class DocmailGroup(click.Group):
-    """A click group that turns expected errors into one red line and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DocmailError as exc:
-            output.print_error(exc)
-            ctx.exit(2)
-        except PydanticValidationError as exc:
-            first = pydantic_errors("input", exc)[0]
-            output.print_error(ValidationError(first.message, field=first.field))
-            ctx.exit(2)
-
-
-@click.group(cls=DocmailGroup)
-@click.version_option(__version__, prog_name="docmail")
-def cli() -> None:
-    """Email business documents (invoices, NF-e, boletos, quotes, ...) to your customers.
-
-    Settings come from the environment: DOCMAIL_DATA_DIR (default ./docmail-data),
-    DOCMAIL_DATABASE_URL (default SQLite in the data directory), DOCMAIL_SECRET_KEY.
-    """
-
-
-# ---------------------------------------------------------------- shared helpers
-
-
-@contextmanager
-def open_runtime() -> Iterator[Runtime]:
-    """Build the runtime from the environment (migrating the schema) and dispose of it after."""
-    runtime = build_runtime(Settings.from_env())
-    redactor = install_log_redaction(runtime.secrets)  # no secret reaches the logs in clear
-    try:
-        yield runtime
-    finally:
-        for handler in logging.getLogger().handlers:
-            handler.removeFilter(redactor)
-        runtime.engine.dispose()
-
-
-def token_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--token",
-        envvar="DOCMAIL_TOKEN",
-        help="API token of the company to act for (or DOCMAIL_TOKEN); "
-        "optional when only one company exists.",
-    )(func)
-
-
-def resolve_actor(runtime: Runtime, token: str | None) -> Actor:
-    """The token's company; without a token, the only company (as its admin)."""
-    if token:
-        return authenticate_token(runtime, token.strip())
-    with runtime.session() as session:
-        ids = list(session.scalars(select(t.Company.id).order_by(t.Company.id).limit(2)))
-    if not ids:
-        raise ConfigurationError("there is no company yet; run `docmail init` first")
-    if len(ids) > 1:
-        raise AuthenticationRequired(
-            "several companies exist; say which one with --token (or DOCMAIL_TOKEN)",
-            field="token",
-        )
-    return Actor(company_id=ids[0], role=Role.ADMIN, label="cli")
-
-
-def echo_flush(text: str = "") -> None:
-    click.echo(text)
-    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------- init
@@ -226,178 +137,6 @@ def init(
         token = create_api_token(runtime, company_id, f"init {time.strftime('%Y-%m-%d %H:%M')}")
     click.echo("API token (shown once, keep it secret):")
     click.echo(token)
-
-
-# ---------------------------------------------------------------- serve and worker
-
-
-class Shutdown:
-    """Records SIGINT/SIGTERM and asks a running uvicorn server to exit."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.server: Any = None
-        self._previous: dict[int, Any] = {}
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested.set()
-        if self.server is not None:
-            self.server.should_exit = True
-
-    @contextmanager
-    def installed(self) -> Iterator[Shutdown]:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self.handle)
-        try:
-            yield self
-        finally:
-            for number, handler in self._previous.items():
-                signal.signal(number, handler)
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP line
-
-
-def _start_workers(runtime: Runtime, count: int) -> Any:
-    from docmail.worker.pool import WorkerPool
-
-    return WorkerPool(runtime, count).start()
-
-
-def _stop_workers(pool: Any, timeout: float = 15.0) -> None:
-    pool.stop(timeout)
-
-
-def _store_caught(runtime: Runtime) -> Callable[[Any], None]:
-    def on_message(envelope: Any) -> None:
-        with runtime.session() as session:
-            session.add(
-                t.CaughtMessage(
-                    mail_from=envelope.mail_from,
-                    rcpt_to=list(envelope.rcpt_to),
-                    subject=envelope.subject,
-                    raw=envelope.raw,
-                )
-            )
-        log.info("caught a message for %s: %s", ", ".join(envelope.rcpt_to), envelope.subject)
-
-    return on_message
-
-
-def _start_catcher(runtime: Runtime, port: int) -> Any:
-    from docmail.adapters.smtp.catcher import MailCatcher
-
-    catcher = MailCatcher(_store_caught(runtime), host="127.0.0.1", port=port)
-    try:
-        catcher.start()
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(
-            f"cannot start the mail catcher on 127.0.0.1:{port}: {exc}", field="catcher-port"
-        ) from exc
-    return catcher
-
-
-def _print_banner(
-    runtime: Runtime, host: str, port: int, demo: DemoInfo | None, catcher_port: int | None
-) -> None:
-    base = f"http://{host}:{port}"
-    echo_flush(f"docmail {__version__} on {base}")
-    echo_flush(f"  web app:       {base}/")
-    echo_flush(f"  API docs:      {base}/docs")
-    if demo is not None:
-        echo_flush(f"  sign in:       {DEMO_USER} / {DEMO_PASSWORD}")
-        token_file = runtime.settings.data_dir / DEMO_TOKEN_FILE
-        echo_flush(f"  API token:     {demo.token}")
-        echo_flush(f"                 (saved in {token_file})")
-        echo_flush(f"  mail catcher:  smtp://127.0.0.1:{catcher_port} (accepts everything)")
-        echo_flush(f"  caught mail:   GET {base}/api/v1/catcher/messages")
-        echo_flush(
-            f'  try:           curl -H "Authorization: Bearer {demo.token}" {base}/api/v1/documents'
-        )
-
-
-def _run_uvicorn(runtime: Runtime, host: str, port: int, shutdown: Shutdown) -> None:
-    import uvicorn
-
-    from docmail.http.app import create_app
-
-    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info")
-    server = uvicorn.Server(config)
-    shutdown.server = server
-    if not shutdown.requested.is_set():
-        server.run()
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8025, show_default=True, type=int)
-@click.option("--demo", is_flag=True, help="Load demo data and start a local mail catcher.")
-@click.option("--no-worker", is_flag=True, help="Do not deliver mail in this process.")
-@click.option(
-    "--catcher-port",
-    default=2525,
-    show_default=True,
-    type=int,
-    help="Port of the demo mail catcher (127.0.0.1 only).",
-)
-def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) -> None:
-    """Run the HTTP API (and, unless --no-worker, a delivery worker) in this process.
-
-    With --demo, a mail catcher listens on 127.0.0.1:CATCHER-PORT and stores every
-    message it receives (see GET /api/v1/catcher/messages); demo data is loaded
-    once and its API token is kept in DATA_DIR/demo-token.txt. Ctrl-C or SIGTERM
-    stops the server, the worker and the catcher gracefully.
-    """
-    _configure_logging()
-    catcher: Any = None
-    workers: Any = None
-    with Shutdown().installed() as shutdown, open_runtime() as runtime:
-        try:
-            info = None
-            if demo:
-                catcher = _start_catcher(runtime, catcher_port)
-                info = load_demo(runtime, catcher_port=catcher.port)
-            if not no_worker:
-                workers = _start_workers(runtime, 1)
-            _print_banner(runtime, host, port, info, catcher.port if catcher else None)
-            _run_uvicorn(runtime, host, port, shutdown)
-        finally:
-            if workers is not None:
-                _stop_workers(workers)
-            if catcher is not None:
-                catcher.stop()
-    echo_flush("docmail stopped")
-
-
-@cli.command()
-@click.option(
-    "--concurrency",
-    "-c",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="Number of delivery threads.",
-)
-def worker(concurrency: int) -> None:
-    """Deliver queued messages until SIGTERM or Ctrl-C (then finish the current one).
-
-    Run as many worker processes as you like, on any machine, against the same
-    DOCMAIL_DATABASE_URL: each message is claimed by one worker at a time.
-    """
-    _configure_logging()
-    with Shutdown().installed() as shutdown, open_runtime() as runtime:
-        started = _start_workers(runtime, concurrency)
-        echo_flush(f"docmail worker: {concurrency} thread(s) delivering; Ctrl-C to stop")
-        try:
-            shutdown.requested.wait()
-        finally:
-            echo_flush("stopping workers...")
-            _stop_workers(started)
-    echo_flush("docmail worker stopped")
 
 
 # ---------------------------------------------------------------- import
