@@ -257,6 +257,21 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("Template", "Plantilla", "Modelo"),
     ("Templates", "Plantillas", "Modelos"),
     ("Test connection", "Probar conexión", "Testar conexão"),
+    ("Authenticate", "Autenticar", "Autenticar"),
+    ("connected", "conectada", "conectada"),
+    ("token updated", "token actualizado", "token atualizado"),
+    ("needs authentication", "requiere autenticación", "requer autenticação"),
+    ("not connected", "sin conectar", "não conectada"),
+    (
+        "Mailbox connected: token updated.",
+        "Buzón conectado: token actualizado.",
+        "Caixa conectada: token atualizado.",
+    ),
+    (
+        "The provider did not connect the mailbox:",
+        "El proveedor no conectó el buzón:",
+        "O provedor não conectou a caixa:",
+    ),
     (
         "The email is in the outbox and will be delivered in a moment.",
         "El correo está en la bandeja de salida y se entregará en un momento.",

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from docmail.adapters.db import tables as t
 from docmail.domain.documents import DocumentStatus, Fallback
 from docmail.errors import Conflict, DocmailError, ValidationError
-from docmail.services import accounts, companies, doctypes
+from docmail.services import accounts, companies, doctypes, oauth
 from docmail.services.inputs import AccountIn, AccountPatch, DocumentTypePatch
 from docmail.services.runtime import Role
 from docmail.web.forms import Posted, checked, field_errors, optional, text, words
@@ -32,7 +32,16 @@ def settings_home() -> Response:
 @router.get("/settings/accounts")
 def account_list(request: Request, signed: Admin) -> Response:
     rows = accounts.list_accounts(runtime_of(request), signed.actor)
-    return render(request, "settings/accounts.html", rows=rows)
+    status = {a.id: oauth.oauth_status(a) for a in rows}
+    return render(
+        request,
+        "settings/accounts.html",
+        rows=rows,
+        oauth_status=status,
+        oauth_kinds=oauth.OAUTH_KINDS,
+        connected=request.query_params.get("oauth") == "connected",
+        oauth_error=request.query_params.get("oauth_error"),
+    )
 
 
 def _account_values(form: FormData, creating: bool) -> dict[str, Any]:
@@ -108,6 +117,19 @@ def account_update(request: Request, signed: AdminPost, form: Posted, account_id
     except (PydanticError, ValidationError, Conflict) as exc:
         return _account_form(request, row, values, field_errors(exc), 422)
     return RedirectResponse(f"/settings/accounts/{account_id}?saved=1", status_code=303)
+
+
+@router.post("/settings/accounts/{account_id}/authenticate")
+def account_authenticate(request: Request, signed: AdminPost, account_id: int) -> Response:
+    """Send the admin to Google / Microsoft to connect (or reconnect) the mailbox.
+
+    The provider brings the browser back to the accounts page, which then shows
+    "token updated"; a revoked account resumes sending by itself.
+    """
+    url = oauth.start_authorization(
+        runtime_of(request), signed.actor, account_id, "/settings/accounts", str(request.base_url)
+    )
+    return RedirectResponse(url, status_code=303)
 
 
 @router.post("/settings/accounts/{account_id}/test")

@@ -148,3 +148,37 @@ def test_every_interface_message_has_spanish_and_portuguese_translations() -> No
     assert used, "no messages found"
     assert sorted(used - ES.keys()) == []
     assert sorted(used - PT.keys()) == []
+
+
+def test_an_admin_connects_a_gmail_account_from_the_settings_page(web: tuple) -> None:
+    from docmail.services.accounts import create_account
+    from docmail.services.inputs import AccountIn
+    from docmail.services.runtime import Actor, Role
+
+    runtime, world = web
+    runtime.settings.extra.update(
+        google_client_id="web-client",
+        google_client_secret="web-secret",
+        google_authorize_url="http://127.0.0.1:9/authorize",
+    )
+    admin = Actor(world.company_id, Role.ADMIN)
+    gmail = create_account(
+        runtime, admin, AccountIn(kind="gmail", name="Ventas Gmail", from_email="ventas@acme.mx")
+    )
+    client = signed_in(runtime, world.admin)
+    page = client.get("/settings/accounts").text
+    assert "Ventas Gmail" in page and "sin conectar" in page and "Autenticar" in page
+    refused = client.post(f"/settings/accounts/{gmail.id}/authenticate", follow_redirects=False)
+    assert refused.status_code == 403, "no CSRF token, no redirect to the provider"
+    answer = client.post(
+        f"/settings/accounts/{gmail.id}/authenticate",
+        data={"csrf_token": csrf(client)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location.startswith("http://127.0.0.1:9/authorize?")
+    assert "code_challenge_method=S256" in location and "state=" in location
+    assert "client_id=web-client" in location and "web-secret" not in location
+    done = client.get("/settings/accounts?oauth=connected").text
+    assert "Buzón conectado: token actualizado." in done
