@@ -258,6 +258,19 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("Templates", "Plantillas", "Modelos"),
     ("Test connection", "Probar conexión", "Testar conexão"),
     ("Authenticate", "Autenticar", "Autenticar"),
+    (
+        "The mailbox {name} needs you to sign in again before it can send.",
+        "El buzón {name} necesita que inicie sesión de nuevo para poder enviar.",
+        "A caixa {name} precisa que você entre novamente para poder enviar.",
+    ),
+    (
+        "Sign in to {name} ({email}) so docmail can send from it. "
+        "You will come back here afterwards.",
+        "Inicie sesión en {name} ({email}) para que docmail pueda enviar desde ahí. "
+        "Después volverá a esta página.",
+        "Entre em {name} ({email}) para que o docmail possa enviar por ela. "
+        "Depois você voltará para esta página.",
+    ),
     ("connected", "conectada", "conectada"),
     ("token updated", "token actualizado", "token atualizado"),
     ("needs authentication", "requiere autenticación", "requer autenticação"),

@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError as PydanticError
 
 from docmail.errors import DocmailError, ValidationError
-from docmail.services import accounts, compose, sending
+from docmail.services import accounts, compose, oauth, sending
 from docmail.services.htmltext import text_to_html
 from docmail.services.inputs import SendIn
 from docmail.web.routing import Sender, SenderPost, WebRoute, render, runtime_of
@@ -58,6 +59,7 @@ def _dialog(
 ) -> Response:
     runtime = runtime_of(request)
     composition = compose.compose(runtime, signed.actor, document_id)
+    account_rows = accounts.list_accounts(runtime, signed.actor)
     html = composition.body_html
     if draft.body_text != draft.original_text:
         html = text_to_html(draft.body_text)
@@ -69,8 +71,38 @@ def _dialog(
         composition=composition,
         draft=draft,
         preview_html=html,
-        accounts=accounts.list_accounts(runtime, signed.actor),
+        accounts=account_rows,
+        unconnected=_unconnected(account_rows, draft.account_id),
     )
+
+
+def _unconnected(rows: list[Any], account_id: int | None) -> Any:
+    """The chosen Gmail/Microsoft account when it cannot send until someone signs in."""
+    for row in rows:
+        if row.id == account_id:
+            status = oauth.oauth_status(row)
+            return row if status and status["status"] != "connected" else None
+    return None
+
+
+@router.get("/accounts/{account_id}/connect")
+def connect_page(request: Request, signed: Sender, account_id: int, back: str = "") -> Response:
+    """A page with one button: sign in to the mailbox, then come back to ``back``."""
+    row = accounts.get_account(runtime_of(request), signed.actor, account_id)
+    return render(
+        request, "connect.html", account=row, back=oauth.check_return_to(back or None) or "/"
+    )
+
+
+@router.post("/accounts/{account_id}/connect")
+def connect(
+    request: Request, signed: SenderPost, account_id: int, back: Annotated[str, Form()] = "/"
+) -> Response:
+    """Go to the provider's consent page (admins, or the mailbox's owner)."""
+    url = oauth.start_authorization(
+        runtime_of(request), signed.actor, account_id, back or "/", str(request.base_url)
+    )
+    return RedirectResponse(url, status_code=303)
 
 
 @router.get("/documents/{document_id}/send")

@@ -182,3 +182,43 @@ def test_an_admin_connects_a_gmail_account_from_the_settings_page(web: tuple) ->
     assert "client_id=web-client" in location and "web-secret" not in location
     done = client.get("/settings/accounts?oauth=connected").text
     assert "Buzón conectado: token actualizado." in done
+
+
+def test_the_send_dialog_offers_to_reconnect_a_mailbox_and_comes_back_to_the_document(
+    web: tuple,
+) -> None:
+    from docmail.services.accounts import create_account
+    from docmail.services.inputs import AccountIn
+    from docmail.services.runtime import Actor, Role
+
+    runtime, world = web
+    runtime.settings.extra.update(
+        google_client_id="web-client",
+        google_client_secret="web-secret",
+        google_authorize_url="http://127.0.0.1:9/authorize",
+    )
+    gmail = create_account(
+        runtime,
+        Actor(world.company_id, Role.ADMIN),
+        AccountIn(kind="gmail", name="Gmail", from_email="cobranza@acme.mx", is_default=True),
+    )
+    admin = signed_in(runtime, world.admin)
+    dialog = admin.get(f"/documents/{world.invoice_id}/send").text
+    link = f"/accounts/{gmail.id}/connect?back=/documents/{world.invoice_id}"
+    assert "necesita que inicie sesión de nuevo" in dialog and link in dialog
+    page = admin.get(link).text
+    assert "cobranza@acme.mx" in page and f'value="/documents/{world.invoice_id}"' in page
+    answer = admin.post(
+        f"/accounts/{gmail.id}/connect",
+        data={"csrf_token": csrf(admin), "back": f"/documents/{world.invoice_id}"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("http://127.0.0.1:9/authorize?")
+    sender = signed_in(runtime, world.sender)  # not an admin and not the mailbox's owner
+    refused = sender.post(
+        f"/accounts/{gmail.id}/connect",
+        data={"csrf_token": csrf(sender), "back": "/"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
