@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
-from docmail.domain.documents import DEFAULT_DOCUMENT_TYPES, parse_language
+from docmail.domain.documents import DEFAULT_DOCUMENT_TYPES, DocumentTypeRule, parse_language
 from docmail.errors import AuthenticationRequired, Conflict, ValidationError
 from docmail.services.passwords import hash_password
 from docmail.services.runtime import Actor, Role, Runtime
@@ -21,6 +21,19 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def document_type_row(company_id: int, rule: DocumentTypeRule) -> t.DocumentType:
+    """A company's copy of a default document type."""
+    return t.DocumentType(
+        company_id=company_id,
+        code=rule.code,
+        name=rule.name,
+        recipient_roles=list(rule.recipient_roles),
+        cc_roles=list(rule.cc_roles),
+        fallback=rule.fallback.value,
+        required_status=rule.required_status.value if rule.required_status else None,
+    )
+
+
 def seed_document_types(session: Session, company_id: int) -> None:
     existing = set(
         session.scalars(select(t.DocumentType.code).where(t.DocumentType.company_id == company_id))
@@ -29,17 +42,7 @@ def seed_document_types(session: Session, company_id: int) -> None:
         rule = default.rule
         if rule.code in existing:
             continue
-        session.add(
-            t.DocumentType(
-                company_id=company_id,
-                code=rule.code,
-                name=rule.name,
-                recipient_roles=list(rule.recipient_roles),
-                cc_roles=list(rule.cc_roles),
-                fallback=rule.fallback.value,
-                required_status=rule.required_status.value if rule.required_status else None,
-            )
-        )
+        session.add(document_type_row(company_id, rule))
 
 
 def create_company(

@@ -24,6 +24,7 @@ from docmail.einvoice.model import COUNTRY_LANGUAGE
 from docmail.einvoice.printed import printed_form_html
 from docmail.errors import Conflict, ValidationError
 from docmail.services.blobs import AttachmentData, check_size, put_blob
+from docmail.services.companies import document_type_row
 from docmail.services.compose import (
     Composition,
     compose_in_session,
@@ -163,18 +164,7 @@ def _ensure_type(session: Session, actor: Actor, code: str) -> None:
     default = default_type(code)
     if exists is not None or default is None:
         return
-    rule = default.rule
-    session.add(
-        t.DocumentType(
-            company_id=actor.company_id,
-            code=rule.code,
-            name=rule.name,
-            recipient_roles=list(rule.recipient_roles),
-            cc_roles=list(rule.cc_roles),
-            fallback=rule.fallback.value,
-            required_status=rule.required_status.value if rule.required_status else None,
-        )
-    )
+    session.add(document_type_row(actor.company_id, default.rule))
     session.flush()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -16,6 +17,27 @@ from docmail.services.blobs import get_blob
 from docmail.services.runtime import Actor, Role, Runtime
 
 MESSAGE_OPTIONS = (selectinload(t.Message.attachments), selectinload(t.Message.document_links))
+
+
+class _AttachmentLike(Protocol):
+    @property
+    def blob_sha256(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+def attachment_row(source: _AttachmentLike) -> t.MessageAttachment:
+    """A message's own reference to stored bytes (from a document's or another message's)."""
+    return t.MessageAttachment(
+        blob_sha256=source.blob_sha256,
+        filename=source.filename,
+        content_type=source.content_type,
+        size=source.size,
+    )
 
 
 def get_message_row(session: Session, actor: Actor, message_id: int) -> t.Message:
@@ -125,15 +147,7 @@ def resend_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message
             body_html=original.body_html,
             body_text=original.body_text,
         )
-        copy.attachments = [
-            t.MessageAttachment(
-                blob_sha256=a.blob_sha256,
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-            )
-            for a in original.attachments
-        ]
+        copy.attachments = [attachment_row(a) for a in original.attachments]
         copy.document_links = [
             t.MessageDocument(document_id=link.document_id) for link in original.document_links
         ]

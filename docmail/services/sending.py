@@ -33,7 +33,7 @@ from docmail.services.compose import AttachmentRef, Composition, compose_in_sess
 from docmail.services.documents import get_document_row
 from docmail.services.htmltext import html_to_text, text_to_html
 from docmail.services.inputs import SendIn
-from docmail.services.messages import MESSAGE_OPTIONS, get_message
+from docmail.services.messages import MESSAGE_OPTIONS, attachment_row, get_message
 from docmail.services.runtime import Actor, Role, Runtime
 
 MAX_BODY_CHARS = 500_000
@@ -146,15 +146,7 @@ def build_message_row(
         created_at=now,
         queued_at=now,
     )
-    message.attachments = [
-        t.MessageAttachment(
-            blob_sha256=attachment.blob_sha256,
-            filename=attachment.filename,
-            content_type=attachment.content_type,
-            size=attachment.size,
-        )
-        for attachment in _attachments(composed, edits.attachment_ids)
-    ]
+    message.attachments = [attachment_row(a) for a in _attachments(composed, edits.attachment_ids)]
     message.document_links = [t.MessageDocument(document_id=i) for i in composed.document_ids]
     return message
 
