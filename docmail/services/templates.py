@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.domain.documents import LANGUAGES, parse_language
-from docmail.errors import NotFound
+from docmail.errors import NotFound, ValidationError
 from docmail.services.doctypes import get_type_row
 from docmail.services.inputs import TemplateIn
 from docmail.services.runtime import Actor, Role, Runtime
@@ -33,6 +33,14 @@ def _custom_row(session: Session, actor: Actor, doc_type: str, language: str) ->
             t.Template.language == language,
         )
     )
+
+
+def _known_type(session: Session, actor: Actor, doc_type: str) -> None:
+    """A type the company does not have (another company's, say) is absent: 404, not 422."""
+    try:
+        get_type_row(session, actor, doc_type)
+    except ValidationError as exc:
+        raise NotFound(exc.message, field="doc_type", value=doc_type) from None
 
 
 def effective_template(
@@ -63,7 +71,7 @@ def list_templates(runtime: Runtime, actor: Actor) -> list[EffectiveTemplate]:
 def get_template(runtime: Runtime, actor: Actor, doc_type: str, language: str) -> EffectiveTemplate:
     parse_language(language)
     with runtime.session() as session:
-        get_type_row(session, actor, doc_type)
+        _known_type(session, actor, doc_type)
         return effective_template(runtime, session, actor, doc_type, language)
 
 
@@ -76,7 +84,7 @@ def save_template(
     source = TemplateSource(data.subject, data.body_html, data.body_text)
     runtime.templates.check(source)
     with runtime.session() as session:
-        get_type_row(session, actor, doc_type)
+        _known_type(session, actor, doc_type)
         row = _custom_row(session, actor, doc_type, language)
         if row is None:
             row = t.Template(company_id=actor.company_id, doc_type=doc_type, language=language)

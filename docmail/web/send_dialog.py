@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError as PydanticError
 
 from docmail.errors import DocmailError, ValidationError
-from docmail.services import accounts, compose, oauth, sending
+from docmail.services import accounts, compose, documents, oauth, sending
 from docmail.services.htmltext import text_to_html
 from docmail.services.inputs import SendIn
 from docmail.web.routing import Sender, SenderPost, WebRoute, render, runtime_of
@@ -119,9 +119,11 @@ def preview(
     body_text: Annotated[str, Form()] = "",
     original_text: Annotated[str, Form()] = "",
 ) -> Response:
+    runtime = runtime_of(request)
     if body_text == original_text:
-        html = compose.compose(runtime_of(request), signed.actor, document_id).body_html
+        html = compose.compose(runtime, signed.actor, document_id).body_html
     else:
+        documents.get_document(runtime, signed.actor, document_id)  # another company's: 404
         html = text_to_html(body_text)
     return render(request, "_preview.html", html=html)
 

@@ -280,6 +280,7 @@ def template_save(
 
 @router.post("/settings/templates/{code}/{lang}/reset")
 def template_reset(request: Request, signed: AdminPost, code: str, lang: str) -> Response:
+    templates.get_template(runtime_of(request), signed.actor, code, lang)  # unknown type: 404
     try:
         templates.reset_template(runtime_of(request), signed.actor, code, lang)
     except DocmailError as exc:
