@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from docmail import __version__
-from docmail.http.errors import install_error_handlers
+from docmail.http.errors import ERROR_RESPONSES, install_error_handlers
 from docmail.http.limits import BodySizeLimit
 from docmail.http.routes import automation as automation_routes
 from docmail.http.routes import batches, documents, messages, oauth, operations, settings
@@ -28,7 +28,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.include_router(oauth.router)  # first: /api/v1/accounts/needs-attention
+    app.include_router(oauth.router, responses=ERROR_RESPONSES)  # first: accounts/needs-attention
     for router in (
         settings.router,
         batches.router,
@@ -37,8 +37,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         operations.router,
         automation_routes.router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
-    app.include_router(einvoice_routes.router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(einvoice_routes.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(operations.public)
 
     install_web(app)  # the pages for people (docmail.web); "/" below is only a fallback

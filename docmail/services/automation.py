@@ -297,6 +297,22 @@ def evaluate_document(
     ]
 
 
+def any_rules(runtime: Runtime, actor: Actor, doc_types: set[str], runs: bool) -> bool:
+    """Whether new documents of these types could concern automation at all (one query)."""
+    if runs:
+        return True  # joining a named run needs the per-document path
+    with runtime.session() as session:
+        found = session.scalar(
+            select(t.AutomationRule.id)
+            .where(
+                t.AutomationRule.company_id == actor.company_id,
+                t.AutomationRule.doc_type.in_(doc_types),
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
 def on_document_event(
     runtime: Runtime, actor: Actor, doc_id: int, event: str, run: str | None = None
 ) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from docmail.automation.cron import parse_cron, parse_zone
 from docmail.automation.policy import TRIGGERS
 from docmail.errors import DocmailError
-from docmail.services.inputs import Strict
+from docmail.services.inputs import DbId, Strict, not_null
 
 Trigger = Literal["created", "issued", "stamped", "cancelled"]
 PolicyName = Literal["all", "only_multiple"]
@@ -48,6 +48,8 @@ class RulePatch(Strict):
     body_html: str | None = Field(default=None, max_length=200_000)
     body_text: str | None = Field(default=None, max_length=200_000)
 
+    _set = field_validator("enabled", "policy", "delay_seconds")(not_null)
+
 
 class RunIn(Strict):
     """Open (or configure) a run; it closes by itself ``quiet_seconds`` after its last document."""
@@ -61,7 +63,7 @@ class CloseIn(Strict):
 
 
 class DryRunIn(Strict):
-    document_ids: list[int] = Field(min_length=1, max_length=10_000)
+    document_ids: list[DbId] = Field(min_length=1, max_length=10_000)
 
 
 class ReminderRuleIn(Strict):
@@ -128,3 +130,4 @@ class JobPatch(Strict):
 
     _cron = field_validator("cron")(lambda v: v if v is None else _value_error(parse_cron, v))
     _zone = field_validator("timezone")(lambda v: v if v is None else _value_error(parse_zone, v))
+    _set = field_validator("enabled", "timezone", "params")(not_null)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,6 +22,11 @@ FallbackName = Literal["general_email", "none", "manual_only"]
 BatchMode = Literal["per_document", "per_party"]
 
 _CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"
+
+# Row ids are 64-bit integers in SQLite and PostgreSQL; a larger number cannot name a row
+# and would fail when bound to a query, so it is refused as input instead.
+MAX_ID = 2**63 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _Info:
@@ -49,6 +54,20 @@ def _email(value: str | None, info: Any) -> str | None:
         return normalize_email(value, info.field_name)
     except DocmailError as exc:
         raise ValueError(exc.message) from None
+
+
+def _required_email(value: str | None, info: Any) -> str:
+    email = _email(value, info)
+    if email is None:
+        raise ValueError(f"{info.field_name} must be an email address, not empty")
+    return email
+
+
+def not_null(value: Any, info: Any) -> Any:
+    """For PATCH fields whose column has no "unset" state: null may not erase them."""
+    if value is None:
+        raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it as it is")
+    return value
 
 
 class RetryPolicyIn(Strict):
@@ -92,14 +111,14 @@ class AccountIn(PacingFields):
     from_name: str = Field(default="", max_length=200)
     verify_tls: bool = True
     is_default: bool = False
-    owner_user_id: int | None = None  # a user's own mailbox, used when that user sends
+    owner_user_id: DbId | None = None  # a user's own mailbox, used when that user sends
     region: str | None = Field(default=None, pattern=_REGION_PATTERN)
     endpoint_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
     access_key_id: str | None = Field(default=None, min_length=1, max_length=128)
     secret_access_key: str | None = Field(default=None, min_length=1, max_length=1000)
 
     _lines = field_validator("name", "host", "username", "from_name", "access_key_id")(_single_line)
-    _from = field_validator("from_email")(_email)
+    _from = field_validator("from_email")(_required_email)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> AccountIn:
@@ -124,7 +143,7 @@ class AccountPatch(PacingFields):
     verify_tls: bool | None = None
     is_default: bool | None = None
     paused: bool | None = None
-    owner_user_id: int | None = None
+    owner_user_id: DbId | None = None
     region: str | None = Field(default=None, pattern=_REGION_PATTERN)
     endpoint_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
     access_key_id: str | None = Field(default=None, min_length=1, max_length=128)
@@ -132,6 +151,9 @@ class AccountPatch(PacingFields):
 
     _lines = field_validator("name", "host", "username", "from_name")(_single_line)
     _from = field_validator("from_email")(_email)
+    _set = field_validator(
+        "name", "host", "port", "security", "from_email", "from_name", "verify_tls", "paused"
+    )(not_null)
 
 
 class ContactIn(Strict):
@@ -140,7 +162,7 @@ class ContactIn(Strict):
     roles: list[str] = Field(default_factory=list, max_length=20)
 
     _name = field_validator("name")(_single_line)
-    _email_check = field_validator("email")(_email)
+    _email_check = field_validator("email")(_required_email)
 
     @field_validator("roles")
     @classmethod
@@ -180,6 +202,7 @@ class PartyPatch(Strict):
 
     _lines = field_validator("name", "tax_id")(_single_line)
     _email_check = field_validator("email")(_email)
+    _set = field_validator("name", "language", "auto_send", "auto_send_only_multiple")(not_null)
 
 
 class DocumentTypeIn(Strict):
@@ -197,6 +220,8 @@ class DocumentTypePatch(Strict):
     cc_roles: list[str] | None = None
     fallback: FallbackName | None = None
     required_status: Status | None = None
+
+    _set = field_validator("name", "recipient_roles", "cc_roles", "fallback")(not_null)
 
 
 class AttachmentIn(Strict):
@@ -270,11 +295,19 @@ class DocumentIn(Strict):
     _lines = field_validator("number", "fiscal_id")(_single_line)
 
 
+class DocumentsBulkIn(Strict):
+    """Many documents in one request (an ERP's nightly export); all stored or none."""
+
+    documents: list[DocumentIn] = Field(min_length=1, max_length=1000)
+
+
 class DocumentPatch(Strict):
     status: Status | None = None
     due_date: date | None = None
     fiscal_id: str | None = Field(default=None, max_length=100)
     data: dict[str, Any] | None = None
+
+    _set = field_validator("status", "data")(not_null)
 
 
 class TemplateIn(Strict):
@@ -292,13 +325,13 @@ class SendIn(Strict):
     subject: str | None = None
     body_html: str | None = None
     body_text: str | None = None
-    account_id: int | None = None
-    attachment_ids: list[int] | None = None  # keep only these document attachments
+    account_id: DbId | None = None
+    attachment_ids: list[DbId] | None = None  # keep only these document attachments
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class BatchIn(Strict):
-    document_ids: list[int] = Field(min_length=1, max_length=100_000)
+    document_ids: list[DbId] = Field(min_length=1, max_length=100_000)
     mode: BatchMode = "per_document"
-    account_id: int | None = None
+    account_id: DbId | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

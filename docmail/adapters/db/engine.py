@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from docmail.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_FULL = 13
+POSTGRES_DISK_FULL = "53100"
 
 
 def _configure_sqlite(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -62,6 +65,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigurationError(
             f"cannot use DOCMAIL_DATABASE_URL: {exc}", field="DOCMAIL_DATABASE_URL"
         ) from exc
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True when the database could not write because its disk is full (SQLite or PostgreSQL)."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(orig)
+    if getattr(orig, "sqlstate", None) == POSTGRES_DISK_FULL:
+        return True
+    return isinstance(orig, OSError) and orig.errno == errno.ENOSPC
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

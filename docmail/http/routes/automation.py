@@ -11,6 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from docmail.adapters.db import tables as t
 from docmail.automation.cron import parse_zone
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.openapi import binary
+from docmail.http.params import IdPath
 from docmail.services import (
     automation,
     automation_reminders,
@@ -124,26 +126,28 @@ def create_rule(body: RuleIn, request: Request, actor: Actor = Depends(current_a
 
 
 @router.get("/rules/{rule_id}")
-def get_rule(rule_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def get_rule(rule_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     return rule_json(automation.get_rule(runtime_of(request), actor, rule_id))
 
 
 @router.patch("/rules/{rule_id}")
 def patch_rule(
-    rule_id: int, body: RulePatch, request: Request, actor: Actor = Depends(current_actor)
+    rule_id: IdPath, body: RulePatch, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     return rule_json(automation.update_rule(runtime_of(request), actor, rule_id, body))
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
-def delete_rule(rule_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Response:
+def delete_rule(
+    rule_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Response:
     automation.delete_rule(runtime_of(request), actor, rule_id)
     return Response(status_code=204)
 
 
 @router.post("/rules/{rule_id}/dry-run")
 def dry_run_rule(
-    rule_id: int, body: DryRunIn, request: Request, actor: Actor = Depends(current_actor)
+    rule_id: IdPath, body: DryRunIn, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     """What the rule would send for these documents now; nothing is queued."""
     return _items(automation.dry_run_rule(runtime_of(request), actor, rule_id, body.document_ids))
@@ -203,7 +207,7 @@ def create_reminder(
 
 @router.delete("/reminders/{rule_id}", status_code=204)
 def delete_reminder(
-    rule_id: int, request: Request, actor: Actor = Depends(current_actor)
+    rule_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Response:
     automation_reminders.delete_reminder_rule(runtime_of(request), actor, rule_id)
     return Response(status_code=204)
@@ -244,7 +248,11 @@ async def send_statements(
     return {**_items(items), "dry_run": body.dry_run}
 
 
-@router.get("/statements/{party_code}.pdf")
+@router.get(
+    "/statements/{party_code}.pdf",
+    response_class=Response,
+    responses=binary("application/pdf", "The statement as a PDF"),
+)
 async def statement_pdf(
     party_code: str, as_of: date, request: Request, actor: Actor = Depends(current_actor)
 ) -> Response:
@@ -301,19 +309,19 @@ def create_job(body: JobIn, request: Request, actor: Actor = Depends(current_act
 
 @router.patch("/jobs/{job_id}")
 def patch_job(
-    job_id: int, body: JobPatch, request: Request, actor: Actor = Depends(current_actor)
+    job_id: IdPath, body: JobPatch, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     return job_json(automation_scheduler.update_job(runtime_of(request), actor, job_id, body))
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
-def delete_job(job_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Response:
+def delete_job(job_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Response:
     automation_scheduler.delete_job(runtime_of(request), actor, job_id)
     return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/executions")
-def job_executions(job_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def job_executions(job_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     rows = automation_scheduler.job_executions(runtime_of(request), actor, job_id)
     return {
         "items": [
@@ -331,7 +339,9 @@ def job_executions(job_id: int, request: Request, actor: Actor = Depends(current
 
 
 @router.post("/jobs/{job_id}/dry-run")
-async def dry_run_job(job_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+async def dry_run_job(
+    job_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Json:
     """What the job's next occurrence would send; nothing is queued."""
     return await run_in_threadpool(
         automation_scheduler.dry_run_job, runtime_of(request), actor, job_id

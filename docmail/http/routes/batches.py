@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from docmail.http.auth import current_actor, runtime_of
-from docmail.services import batches
+from docmail.http.openapi import also_200
+from docmail.http.params import IdPath
+from docmail.services import accounts, batches
 from docmail.services.inputs import BatchIn
 from docmail.services.runtime import Actor
 
@@ -53,7 +55,11 @@ def _status_json(status: batches.BatchStatus) -> Json:
     }
 
 
-@router.post("/documents/send-batch", status_code=202)
+@router.post(
+    "/documents/send-batch",
+    status_code=202,
+    responses=also_200("The idempotency key was used before: that batch's progress"),
+)
 def send_batch(
     body: BatchIn,
     request: Request,
@@ -66,6 +72,8 @@ def send_batch(
     runtime = runtime_of(request)
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={"idempotency_key": idempotency_key})
+    if body.account_id is not None:  # 404 for a missing or another company's account
+        accounts.get_account(runtime, actor, body.account_id)
     small = len(body.document_ids) <= batches.INLINE_LIMIT
     batch_id, replayed = batches.start_batch(runtime, actor, body, inline=small)
     if replayed:
@@ -77,13 +85,13 @@ def send_batch(
 
 
 @router.get("/batches/{batch_id}")
-def get_batch(batch_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def get_batch(batch_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     return _status_json(batches.get_batch(runtime_of(request), actor, batch_id))
 
 
 @router.get("/batches/{batch_id}/problems")
 def batch_problems(
-    batch_id: int, request: Request, limit: int = 200, actor: Actor = Depends(current_actor)
+    batch_id: IdPath, request: Request, limit: int = 200, actor: Actor = Depends(current_actor)
 ) -> Json:
     problems = batches.batch_problems(
         runtime_of(request), actor, batch_id, min(max(limit, 1), 1000)
@@ -102,5 +110,5 @@ def batch_problems(
 
 
 @router.post("/batches/{batch_id}/retry-failed")
-def retry_failed(batch_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def retry_failed(batch_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     return batches.retry_failed(runtime_of(request), actor, batch_id)

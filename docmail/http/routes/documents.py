@@ -13,16 +13,19 @@ from starlette.datastructures import UploadFile
 
 from docmail.errors import PayloadTooLarge, ValidationError
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.openapi import also_200, binary
+from docmail.http.params import IdPath, Offset
 from docmail.http.serializers import (
     composition_json,
     document_json,
     message_json,
 )
-from docmail.services import compose, documents, messages, sending
+from docmail.services import compose, documents, documents_bulk, messages, sending
 from docmail.services.blobs import AttachmentData
 from docmail.services.inputs import (
     DocumentIn,
     DocumentPatch,
+    DocumentsBulkIn,
     SendIn,
     check_content_type,
     check_filename,
@@ -108,7 +111,12 @@ async def _document_and_files(
     return _validate(DocumentIn, await request.body()), []
 
 
-@router.post("/documents", status_code=201, openapi_extra=_DOCUMENT_BODY)
+@router.post(
+    "/documents",
+    status_code=201,
+    openapi_extra=_DOCUMENT_BODY,
+    responses=also_200("A document with this type and number exists: it is returned as stored"),
+)
 async def create_document(
     request: Request, response: Response, actor: Actor = Depends(current_actor)
 ) -> Json:
@@ -120,6 +128,31 @@ async def create_document(
     return {**document_json(result.document), "created": result.created}
 
 
+@router.post(
+    "/documents/bulk",
+    status_code=201,
+    responses=also_200("Every document of the request existed already: nothing was created"),
+)
+def create_documents_bulk(
+    body: DocumentsBulkIn,
+    request: Request,
+    response: Response,
+    actor: Actor = Depends(current_actor),
+) -> Json:
+    """Store up to 1,000 documents in one transaction; existing numbers are returned as stored."""
+    results = documents_bulk.create_documents(runtime_of(request), actor, body.documents)
+    created = sum(1 for r in results if r.created)
+    if not created:
+        response.status_code = 200
+    return {
+        "created": created,
+        "items": [
+            {"index": r.index, "id": r.id, "number": r.number, "created": r.created}
+            for r in results
+        ],
+    }
+
+
 @router.get("/documents")
 def list_documents(
     request: Request,
@@ -129,7 +162,7 @@ def list_documents(
     number: str | None = None,
     sent: str | None = None,
     limit: int = 50,
-    offset: int = 0,
+    offset: Offset = 0,
     actor: Actor = Depends(current_actor),
 ) -> Json:
     if sent not in (None, "sent", "unsent", "failed"):
@@ -142,20 +175,25 @@ def list_documents(
 
 
 @router.get("/documents/{document_id}")
-def get_document(document_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def get_document(
+    document_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Json:
     return document_json(documents.get_document(runtime_of(request), actor, document_id))
 
 
 @router.patch("/documents/{document_id}")
 def update_document(
-    document_id: int, body: DocumentPatch, request: Request, actor: Actor = Depends(current_actor)
+    document_id: IdPath,
+    body: DocumentPatch,
+    request: Request,
+    actor: Actor = Depends(current_actor),
 ) -> Json:
     return document_json(documents.update_document(runtime_of(request), actor, document_id, body))
 
 
 @router.post("/documents/{document_id}/attachments", status_code=201)
 async def add_attachments(
-    document_id: int, request: Request, actor: Actor = Depends(current_actor)
+    document_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     runtime = runtime_of(request)
     async with request.form(max_files=20, max_fields=5) as form:
@@ -166,9 +204,16 @@ async def add_attachments(
     return document_json(doc)
 
 
-@router.get("/documents/{document_id}/attachments/{attachment_id}")
+@router.get(
+    "/documents/{document_id}/attachments/{attachment_id}",
+    response_class=Response,
+    responses=binary("*/*", "The attachment, with its own content type"),
+)
 def download_attachment(
-    document_id: int, attachment_id: int, request: Request, actor: Actor = Depends(current_actor)
+    document_id: IdPath,
+    attachment_id: IdPath,
+    request: Request,
+    actor: Actor = Depends(current_actor),
 ) -> Response:
     attachment, data = documents.attachment_content(
         runtime_of(request), actor, document_id, attachment_id
@@ -185,14 +230,18 @@ def _quote(name: str) -> str:
 
 @router.get("/documents/{document_id}/compose")
 def compose_document(
-    document_id: int, request: Request, actor: Actor = Depends(current_actor)
+    document_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     return composition_json(compose.compose(runtime_of(request), actor, document_id))
 
 
-@router.post("/documents/{document_id}/send", status_code=202)
+@router.post(
+    "/documents/{document_id}/send",
+    status_code=202,
+    responses=also_200("The Idempotency-Key was used before: the email queued then"),
+)
 def send_document(
-    document_id: int,
+    document_id: IdPath,
     request: Request,
     response: Response,
     body: SendIn | None = None,
@@ -214,7 +263,7 @@ def queued_json(outcome: sending.SendOutcome, response: Response) -> Json:
 
 @router.get("/documents/{document_id}/messages")
 def document_messages(
-    document_id: int, request: Request, actor: Actor = Depends(current_actor)
+    document_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     runtime = runtime_of(request)
     documents.get_document(runtime, actor, document_id)

@@ -10,6 +10,8 @@ from starlette.datastructures import UploadFile
 
 from docmail.errors import PayloadTooLarge, ValidationError
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.openapi import also_200
+from docmail.http.params import IdPath
 from docmail.http.routes.documents import queued_json
 from docmail.http.serializers import composition_json, document_json
 from docmail.services import einvoices
@@ -51,7 +53,12 @@ async def _read(form: Any, name: str, limit: int, required: bool) -> bytes | Non
     return data
 
 
-@router.post("/einvoices/import", status_code=201, openapi_extra=_IMPORT_BODY)
+@router.post(
+    "/einvoices/import",
+    status_code=201,
+    openapi_extra=_IMPORT_BODY,
+    responses=also_200("This e-invoice was imported before: the stored document"),
+)
 async def import_einvoice(
     request: Request, response: Response, actor: Actor = Depends(current_actor)
 ) -> Json:
@@ -77,15 +84,19 @@ async def import_einvoice(
 
 @router.get("/documents/{document_id}/announce-cancellation")
 def preview_cancellation(
-    document_id: int, request: Request, actor: Actor = Depends(current_actor)
+    document_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     """The pre-filled cancellation notice of a cancelled document."""
     return composition_json(einvoices.compose_cancellation(runtime_of(request), actor, document_id))
 
 
-@router.post("/documents/{document_id}/announce-cancellation", status_code=202)
+@router.post(
+    "/documents/{document_id}/announce-cancellation",
+    status_code=202,
+    responses=also_200("The Idempotency-Key was used before: the notice queued then"),
+)
 def announce_cancellation(
-    document_id: int,
+    document_id: IdPath,
     request: Request,
     response: Response,
     body: SendIn | None = None,

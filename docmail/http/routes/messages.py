@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from docmail.adapters.db import tables as t
 from docmail.errors import NotFound, ValidationError
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.openapi import binary
+from docmail.http.params import IdPath, IdQuery, Offset
 from docmail.http.serializers import message_json
 from docmail.services import messages
 from docmail.services.runtime import Actor, Role
@@ -23,10 +25,10 @@ _STATES = ("queued", "sending", "retrying", "sent", "failed", "cancelled")
 def list_messages(
     request: Request,
     state: str | None = None,
-    document_id: int | None = None,
-    batch_id: int | None = None,
+    document_id: IdQuery = None,
+    batch_id: IdQuery = None,
     limit: int = 50,
-    offset: int = 0,
+    offset: Offset = 0,
     actor: Actor = Depends(current_actor),
 ) -> Json:
     if state is not None and state not in _STATES:
@@ -41,15 +43,21 @@ def list_messages(
 
 
 @router.get("/messages/{message_id}")
-def get_message(message_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def get_message(
+    message_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Json:
     runtime = runtime_of(request)
     message = messages.get_message(runtime, actor, message_id)
     return message_json(message, messages.message_attempts(runtime, actor, message_id))
 
 
-@router.get("/messages/{message_id}/source")
+@router.get(
+    "/messages/{message_id}/source",
+    response_class=Response,
+    responses=binary("message/rfc822", "The email exactly as sent (or as it will be sent)"),
+)
 def message_source(
-    message_id: int, request: Request, actor: Actor = Depends(current_actor)
+    message_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Response:
     raw = messages.message_source(runtime_of(request), actor, message_id)
     return Response(
@@ -60,12 +68,12 @@ def message_source(
 
 
 @router.post("/messages/{message_id}/resend", status_code=202)
-def resend(message_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def resend(message_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     return message_json(messages.resend_message(runtime_of(request), actor, message_id))
 
 
 @router.post("/messages/{message_id}/cancel")
-def cancel(message_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def cancel(message_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     return message_json(messages.cancel_message(runtime_of(request), actor, message_id))
 
 
@@ -82,7 +90,7 @@ def _caught_json(row: t.CaughtMessage) -> Json:
 
 @router.get("/catcher/messages")
 def caught_messages(
-    request: Request, limit: int = 50, offset: int = 0, actor: Actor = Depends(current_actor)
+    request: Request, limit: int = 50, offset: Offset = 0, actor: Actor = Depends(current_actor)
 ) -> Json:
     """Messages captured by the built-in demo mail catcher (``serve --demo``).
 
@@ -101,8 +109,14 @@ def caught_messages(
         return {"items": [_caught_json(r) for r in rows], "total": total}
 
 
-@router.get("/catcher/messages/{caught_id}/raw")
-def caught_raw(caught_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Response:
+@router.get(
+    "/catcher/messages/{caught_id}/raw",
+    response_class=Response,
+    responses=binary("message/rfc822", "The caught email as received"),
+)
+def caught_raw(
+    caught_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Response:
     actor.require(Role.ADMIN)
     with runtime_of(request).session() as session:
         row = session.get(t.CaughtMessage, caught_id)

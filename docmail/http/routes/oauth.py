@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field
 
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.params import IdPath
 from docmail.http.serializers import account_json
 from docmail.services import accounts, oauth
 from docmail.services.inputs import Strict
@@ -41,7 +42,7 @@ def _base_url(request: Request) -> str:
 
 @router.post(f"{API}/accounts/{{account_id}}/oauth/start", tags=["oauth"])
 def start(
-    account_id: int,
+    account_id: IdPath,
     request: Request,
     body: StartIn | None = None,
     actor: Actor = Depends(current_actor),

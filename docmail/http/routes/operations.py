@@ -15,9 +15,11 @@ from docmail import __version__
 from docmail.adapters.db import tables as t
 from docmail.errors import AuthenticationRequired, NotFound
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.openapi import JSON_OBJECT
+from docmail.http.params import IdPath
 from docmail.http.serializers import account_json
 from docmail.services import operations
-from docmail.services.inputs import Strict
+from docmail.services.inputs import DbId, Strict
 from docmail.services.runtime import Actor, Runtime
 
 router = APIRouter()
@@ -30,9 +32,9 @@ class PauseIn(Strict):
 
 
 class RequeueIn(Strict):
-    message_ids: list[int] | None = Field(default=None, max_length=100_000)
-    account_id: int | None = None
-    batch_id: int | None = None
+    message_ids: list[DbId] | None = Field(default=None, max_length=100_000)
+    account_id: DbId | None = None
+    batch_id: DbId | None = None
     state: str = "failed"
 
 
@@ -64,7 +66,7 @@ def resume_company(request: Request, actor: Actor = Depends(current_actor)) -> J
 
 @router.post("/accounts/{account_id}/pause")
 def pause_account(
-    account_id: int, body: PauseIn, request: Request, actor: Actor = Depends(current_actor)
+    account_id: IdPath, body: PauseIn, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     account = operations.set_account_paused(
         runtime_of(request), actor, account_id, True, body.reason
@@ -74,7 +76,7 @@ def pause_account(
 
 @router.post("/accounts/{account_id}/resume")
 def resume_account(
-    account_id: int, request: Request, actor: Actor = Depends(current_actor)
+    account_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     return account_json(
         operations.set_account_paused(runtime_of(request), actor, account_id, False)
@@ -94,7 +96,11 @@ def requeue(body: RequeueIn, request: Request, actor: Actor = Depends(current_ac
     return {"requeued": count}
 
 
-@router.get("/health", tags=["operations"])
+@router.get(
+    "/health",
+    tags=["operations"],
+    responses={503: {"description": "The database does not answer", "content": JSON_OBJECT}},
+)
 def health(request: Request, response: Response) -> Json:
     """Liveness and readiness: the database answers; how the outbox and workers are doing."""
     try:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from docmail.http.auth import current_actor, runtime_of
+from docmail.http.params import IdPath, Offset
 from docmail.http.serializers import account_json, doctype_json, party_json, template_json
 from docmail.services import accounts, doctypes, parties, templates
 from docmail.services.inputs import (
@@ -42,27 +43,31 @@ def create_account(
 
 
 @router.get("/accounts/{account_id}")
-def get_account(account_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def get_account(
+    account_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Json:
     return account_json(accounts.get_account(runtime_of(request), actor, account_id))
 
 
 @router.patch("/accounts/{account_id}")
 def update_account(
-    account_id: int, body: AccountPatch, request: Request, actor: Actor = Depends(current_actor)
+    account_id: IdPath, body: AccountPatch, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     return account_json(accounts.update_account(runtime_of(request), actor, account_id, body))
 
 
 @router.delete("/accounts/{account_id}", status_code=204)
 def delete_account(
-    account_id: int, request: Request, actor: Actor = Depends(current_actor)
+    account_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Response:
     accounts.delete_account(runtime_of(request), actor, account_id)
     return Response(status_code=204)
 
 
 @router.post("/accounts/{account_id}/test")
-def test_account(account_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def test_account(
+    account_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
+) -> Json:
     return accounts.check_account_connection(runtime_of(request), actor, account_id)
 
 
@@ -71,7 +76,7 @@ def list_parties(
     request: Request,
     q: str | None = None,
     limit: int = 100,
-    offset: int = 0,
+    offset: Offset = 0,
     actor: Actor = Depends(current_actor),
 ) -> Json:
     rows, total = parties.list_parties(
@@ -86,20 +91,20 @@ def create_party(body: PartyIn, request: Request, actor: Actor = Depends(current
 
 
 @router.get("/parties/{party_id}")
-def get_party(party_id: int, request: Request, actor: Actor = Depends(current_actor)) -> Json:
+def get_party(party_id: IdPath, request: Request, actor: Actor = Depends(current_actor)) -> Json:
     return party_json(parties.get_party(runtime_of(request), actor, party_id))
 
 
 @router.patch("/parties/{party_id}")
 def update_party(
-    party_id: int, body: PartyPatch, request: Request, actor: Actor = Depends(current_actor)
+    party_id: IdPath, body: PartyPatch, request: Request, actor: Actor = Depends(current_actor)
 ) -> Json:
     return party_json(parties.update_party(runtime_of(request), actor, party_id, body))
 
 
 @router.delete("/parties/{party_id}", status_code=204)
 def delete_party(
-    party_id: int, request: Request, actor: Actor = Depends(current_actor)
+    party_id: IdPath, request: Request, actor: Actor = Depends(current_actor)
 ) -> Response:
     parties.delete_party(runtime_of(request), actor, party_id)
     return Response(status_code=204)
