@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from docmail.adapters.db.engine import make_engine, migrate
 from docmail.adapters.db.tables import Base
 from tests.support.postgres import PostgresServer, find_postgres
+
+# Property tests: reproducible (derandomize), bounded, and no .hypothesis directory in the
+# checkout (Hypothesis caches Unicode tables and constants even without an example database).
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir(), "hypothesis"))
+)
+settings.register_profile(
+    "ci",
+    database=None,
+    derandomize=True,
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _PG_STATE: dict[str, object] = {}
 

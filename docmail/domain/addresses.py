@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import getaddresses
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -16,7 +17,12 @@ from docmail.errors import ValidationError
 
 MAX_RECIPIENTS = 100
 MAX_SUBJECT_LENGTH = 998  # RFC 5322 line limit; longer subjects are folded by the MIME layer
-_FORBIDDEN_HEADER_CHARS = ("\r", "\n", "\x00")
+# CR, LF and NUL, plus every other character str.splitlines() breaks at (VT, FF, FS, GS,
+# RS, NEL, U+2028, U+2029): Python's email package refuses those in a header value, so
+# letting them in would fail later, when the worker builds the message.
+_FORBIDDEN_HEADER_CHARS = (
+    "\r", "\n", "\x00", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,17 @@ class Mailbox:
     name: str = ""
 
     def formatted(self) -> str:
-        return str(Address(display_name=self.name, addr_spec=self.email))
+        return _formatted(self.name, self.email)
+
+
+@lru_cache(maxsize=8192)
+def _formatted(name: str, email: str) -> str:
+    # Cached: a batch formats the same contacts' addresses for every document.
+    return str(Address(display_name=name, addr_spec=email))
 
 
 def check_header_value(value: str, field: str) -> str:
-    """Reject CR, LF and NUL: they would let input inject extra headers."""
+    """Reject CR, LF, NUL and other line breaks: they would let input inject extra headers."""
     for char in _FORBIDDEN_HEADER_CHARS:
         if char in value:
             raise ValidationError(
@@ -43,17 +55,22 @@ def check_header_value(value: str, field: str) -> str:
 
 
 def normalize_email(value: str, field: str = "email") -> str:
-    """Return the normalised address or raise :class:`ValidationError` naming field and value."""
+    """Return the normalised address or raise :class:`ValidationError` naming field and value.
+
+    Messages are written without SMTPUTF8 (ASCII headers, RFC 2047), so a local part
+    with non-ASCII letters is refused here, and an internationalised domain is kept in
+    its ASCII (IDNA) form, the one headers and the SMTP envelope can carry.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(f"{field} is empty; give an email address", field=field, value=value)
     check_header_value(value, field)
     try:
-        result = validate_email(value.strip(), check_deliverability=False)
+        result = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValidationError(
             f"{field} {value!r} is not a valid email address: {exc}", field=field, value=value
         ) from exc
-    return result.normalized
+    return result.ascii_email or result.normalized
 
 
 def parse_mailbox(value: str, field: str) -> Mailbox:

@@ -113,9 +113,16 @@ def format_money(value: Any, currency: str | None = None, *, locale: str) -> str
         return ""
     if not currency:
         return format_number(amount, 2, locale=locale)
+    return _money_text(amount, _currency_code(currency), locale)
+
+
+@lru_cache(maxsize=4096)
+def _money_text(amount: Decimal, currency: str, locale: str) -> str:
+    # Cached: a batch formats the same few totals in the same locale thousands of times,
+    # and Babel's pattern formatting is the largest cost of rendering an email.
     loc = parse_locale(locale)
     pattern = _CURRENCY_PATTERNS.get(str(loc))
-    text = _babel_format_currency(amount, _currency_code(currency), format=pattern, locale=loc)
+    text = _babel_format_currency(amount, currency, format=pattern, locale=loc)
     return _CODE_AGAINST_DIGIT.sub(r"\1 ", _plain_spaces(text))
 
 

@@ -17,23 +17,17 @@ what a template may *cost*:
   empty text, so optional ERP fields need no ``default`` filter.
 
 The per-render state (deadline, locale) lives in a :class:`~contextvars.ContextVar`,
-so one environment can serve many renders, including concurrent ones in threads.
+so one environment can serve many renders, including concurrent ones in threads. The
+deadline, the size measurement and the pre-checks are in :mod:`docmail.templates.limits`.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache, wraps
 from types import BuiltinMethodType, MethodType
-from typing import Any, cast
+from typing import Any
 
 from jinja2 import ChainableUndefined, Template, Undefined, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
@@ -45,11 +39,24 @@ from jinja2.utils import Namespace, missing
 
 from docmail.errors import TemplateError
 from docmail.templates import formatting
+from docmail.templates.limits import (
+    RenderState,
+    check_binop,
+    check_deadline,
+    check_percent_format,
+    check_size,
+    check_sizes,
+    check_text_method,
+    check_width_arg,
+    current_locale,
+    join_size,
+    rendering,
+    replace_size,
+    too_big,
+    weight,
+)
 
 LOOP_GUARD_FILTER = "_docmail_loop_guard"
-MAX_FORMAT_WIDTH = 1000
-MAX_INT_BITS = 256  # whole numbers are for small arithmetic, not for 9**(9**9)
-MAX_SCALAR_TEXT = 400  # a number written out by % (a float with %f has up to 309 digits)
 COMPILED_CACHE_SIZE = 512
 
 #: Jinja's built-in filters a template may use (``random`` is left out on purpose:
@@ -66,99 +73,6 @@ BUILTIN_FILTERS = (
 #: Filters docmail adds; they format for the locale of the render.
 DOCMAIL_FILTERS = ("money", "date", "number")
 ALLOWED_FILTERS = frozenset(BUILTIN_FILTERS + DOCMAIL_FILTERS)
-
-
-# --------------------------------------------------------------------------- render state
-
-
-@dataclass(frozen=True)
-class RenderState:
-    deadline: float
-    timeout_seconds: float
-    locale: str
-
-
-_STATE: ContextVar[RenderState | None] = ContextVar("docmail_template_render", default=None)
-
-
-@contextmanager
-def rendering(timeout_seconds: float, locale: str) -> Iterator[RenderState]:
-    """Make the deadline and locale of one render visible to the sandbox hooks."""
-    state = RenderState(time.monotonic() + timeout_seconds, timeout_seconds, locale)
-    token = _STATE.set(state)
-    try:
-        yield state
-    finally:
-        _STATE.reset(token)
-
-
-def check_deadline() -> None:
-    state = _STATE.get()
-    if state is not None and time.monotonic() > state.deadline:
-        raise TemplateError(
-            f"the template took longer than {state.timeout_seconds:g} seconds to render; "
-            "remove nested or very long loops"
-        )
-
-
-def _current_locale() -> str:
-    state = _STATE.get()
-    if state is None:
-        # Never fold locale-dependent filters at compile time (see pass_context below).
-        raise TemplateError("formatting filters can only run while rendering")
-    return state.locale
-
-
-def too_big(what: str, size: int, limit: int) -> TemplateError:
-    return TemplateError(
-        f"{what} would produce about {size:,} bytes of text or data, more than the "
-        f"{limit:,} allowed; make the template produce less text"
-    )
-
-
-_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
-_CONTAINERS = (list, tuple, dict, set, frozenset, *_DICT_VIEWS)
-_TEXT = (str, bytes)
-_HEAVY = (*_TEXT, *_CONTAINERS)
-_SCALARS = frozenset({int, float, bool, type(None), Decimal, date, datetime})
-
-
-def weight(value: Any, limit: int) -> int:
-    """A lower bound of the size of ``value`` as text: its characters, plus one per item of
-    a list, tuple, set or dict, nested ones counted each time they appear (so
-    ``[[0] * 100000] * 100000`` weighs 10**10 although it takes little memory until it is
-    printed or sorted). Counting stops once it passes ``limit``.
-    """
-    total = 0
-    stack: list[Any] = [value]
-    while stack and total <= limit:
-        item = stack.pop()
-        if isinstance(item, _TEXT):
-            total += len(item)
-        elif isinstance(item, _CONTAINERS):
-            total += len(cast(Sized, item))
-            if total <= limit:
-                stack.extend(_heavy_children(item))
-    return total
-
-
-def _heavy_children(container: Any) -> list[Any]:
-    children = [*container, *container.values()] if isinstance(container, dict) else container
-    if _SCALARS.issuperset(map(type, children)):  # the common case, checked in C
-        return []
-    return [child for child in children if isinstance(child, _HEAVY)]
-
-
-def check_size(value: Any, limit: int, what: str = "an expression") -> Any:
-    size = weight(value, limit)
-    if size > limit:
-        raise too_big(what, size, limit)
-    return value
-
-
-def check_sizes(values: Iterable[Any], limit: int, what: str) -> None:
-    for value in values:
-        check_size(value, limit, what)
 
 
 # --------------------------------------------------------------------------- undefined
@@ -211,153 +125,6 @@ class LenientUndefined(ChainableUndefined):
         return super().__getitem__(name)
 
 
-# --------------------------------------------------------------------------- pre-checks
-
-
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[a-zA-Z%]")
-
-
-def _check_format_widths(widths: Iterable[str | None]) -> None:
-    for width in widths:
-        if width == "*" or (width and int(width) > MAX_FORMAT_WIDTH):
-            raise TemplateError(
-                f"format widths and precisions must be written out and at most "
-                f"{MAX_FORMAT_WIDTH}; got {width!r}"
-            )
-
-
-def _heaviest(values: Iterable[Any], limit: int) -> int:
-    return max((weight(v, limit) for v in values), default=0)
-
-
-def _format_values(args: Any) -> list[Any]:
-    if isinstance(args, Mapping):
-        return list(args.values())
-    if isinstance(args, tuple | list):
-        return list(args)
-    return [args]
-
-
-def check_percent_format(fmt: str | bytes, args: Any, limit: int) -> None:
-    """Bound ``fmt % args`` before running it (also used by the ``format`` filter)."""
-    text = fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt
-    specs = _PERCENT_SPEC.findall(text)
-    widest = 0
-    for width, precision in specs:
-        _check_format_widths((width, precision))
-        widest = max(widest, int(width or 0), int(precision or 0))
-    per_field = max(_heaviest(_format_values(args), limit), widest) + MAX_SCALAR_TEXT
-    estimate = len(text) + len(specs) * per_field
-    if estimate > limit:
-        raise too_big("the % format", estimate, limit)
-
-
-def _repeat_size(left: Any, right: Any, limit: int) -> int | None:
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int):
-            return weight(seq, limit) * max(times, 0)
-    return None
-
-
-def _check_int_bits(bits: int) -> None:
-    if bits > MAX_INT_BITS:
-        raise TemplateError(
-            f"the result would have about {bits:,} binary digits, more than the "
-            f"{MAX_INT_BITS:,} allowed; use smaller numbers"
-        )
-
-
-def _check_power(base: Any, exponent: Any) -> None:
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        _check_int_bits(abs(base).bit_length() * exponent)
-
-
-def check_binop(op: str, left: Any, right: Any, limit: int) -> None:
-    """Refuse ``*``, ``**``, ``%`` and ``+`` whose result would be too large."""
-    if op == "*":
-        if isinstance(left, int) and isinstance(right, int):
-            _check_int_bits(abs(left).bit_length() + abs(right).bit_length())
-        size = _repeat_size(left, right, limit)
-        if size is not None and size > limit:
-            raise too_big("repeating with *", size, limit)
-    elif op == "**":
-        _check_power(left, right)
-    elif op == "%" and isinstance(left, str | bytes):
-        check_percent_format(left, right, limit)
-    elif op == "+":
-        size = weight(left, limit) + weight(right, limit)
-        if size > limit:
-            raise too_big("joining with +", size, limit)
-
-
-def _arg(args: Sequence[Any], kwargs: Mapping[str, Any], index: int, name: str) -> Any:
-    if len(args) > index:
-        return args[index]
-    return kwargs.get(name)
-
-
-def _check_width_arg(name: str, width: Any, limit: int) -> None:
-    if isinstance(width, int) and width > limit:
-        raise too_big(f"{name}() with {width:,}", width, limit)
-
-
-def _replace_size(text: str | bytes, old: Any, new: Any, count: Any) -> int:
-    if not isinstance(old, str | bytes) or not isinstance(new, str | bytes):
-        return len(text)
-    hits = text.count(old) if old else len(text) + 1  # type: ignore[arg-type]
-    if isinstance(count, int) and count >= 0:
-        hits = min(hits, count)
-    return len(text) + hits * max(len(new) - len(old), 0)
-
-
-def _join_size(separator: str | bytes, items: Sequence[Any]) -> int:
-    texts = sum(len(i) for i in items if isinstance(i, str | bytes))
-    return texts + len(separator) * max(len(items) - 1, 0)
-
-
-def check_text_method(
-    receiver: str | bytes | int,
-    name: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    limit: int,
-) -> tuple[Any, ...]:
-    """Bound calls of ``str``/``bytes``/``int`` methods; returns the (materialised) args."""
-    if name in ("center", "ljust", "rjust", "zfill"):
-        _check_width_arg(name, _arg(args, kwargs, 0, "width"), limit)
-    elif name == "to_bytes":
-        _check_width_arg(name, _arg(args, kwargs, 0, "length"), limit)
-    elif name == "translate" and isinstance(receiver, str):
-        raise TemplateError("str.translate is not available in templates; use replace")
-    elif isinstance(receiver, str | bytes):
-        return _check_sequence_method(receiver, name, args, kwargs, limit)
-    return args
-
-
-def _check_sequence_method(
-    receiver: str | bytes, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], limit: int
-) -> tuple[Any, ...]:
-    if name == "expandtabs":
-        tab = _arg(args, kwargs, 0, "tabsize")
-        tab = tab if isinstance(tab, int) else 8
-        tabs = receiver.count("\t") if isinstance(receiver, str) else receiver.count(b"\t")
-        size = len(receiver) + tabs * tab
-        if size > limit:
-            raise too_big("expandtabs()", size, limit)
-    elif name == "replace":
-        size = _replace_size(receiver, args[0] if args else None, _arg(args, kwargs, 1, "new"),
-                             _arg(args, kwargs, 2, "count"))  # fmt: skip
-        if size > limit:
-            raise too_big("replace()", size, limit)
-    elif name == "join" and args:
-        items = list(args[0])
-        size = _join_size(receiver, items)
-        if size > limit:
-            raise too_big("join()", size, limit)
-        return (items, *args[1:])
-    return args
-
-
 # --------------------------------------------------------------------------- filters
 
 
@@ -371,7 +138,7 @@ def _check_filter_args(name: str, bound: inspect.BoundArguments, limit: int) -> 
     a = bound.arguments
     text = a.get("s", a.get("value"))
     if name == "center":
-        _check_width_arg(name, a.get("width"), limit)
+        check_width_arg(name, a.get("width"), limit)
     elif name == "indent":
         width = a.get("width")
         pad = width if isinstance(width, int) else len(str(width))
@@ -384,7 +151,7 @@ def _check_filter_args(name: str, bound: inspect.BoundArguments, limit: int) -> 
         if size > limit:
             raise too_big("wordwrap", size, limit)
     elif name == "replace":
-        size = _replace_size(str(text), a.get("old"), a.get("new"), a.get("count"))
+        size = replace_size(str(text), a.get("old"), a.get("new"), a.get("count"))
         if size > limit:
             raise too_big("replace", size, limit)
     elif name == "format":
@@ -400,12 +167,12 @@ def _join_filter(original: Callable[..., Any], limit: int) -> Callable[..., Any]
 
     @wraps(original)
     def join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> Any:
-        items = list(value)
+        items = [item for item in value if _in_time()]  # a generator may be very long
         if attribute is not None:
             getter = make_attrgetter(eval_ctx.environment, attribute)
             items = [getter(item) for item in items]
         texts = [item if isinstance(item, str) else str(item) for item in items]
-        size = _join_size(str(d), texts)
+        size = join_size(str(d), texts)
         if size > limit:
             raise too_big("join", size, limit)
         return original(eval_ctx, items, d)
@@ -413,20 +180,55 @@ def _join_filter(original: Callable[..., Any], limit: int) -> Callable[..., Any]
     return join
 
 
+def _in_time() -> bool:
+    check_deadline()
+    return True
+
+
+def _unnamed_leading_args(original: Callable[..., Any]) -> int:
+    """Arguments Jinja passes first that the signature ``inspect`` reports does not name.
+
+    Jinja's async-aware ``list`` and ``slice`` are wrappers marked to receive the eval
+    context, which they drop before calling the plain function they wrap.
+    """
+    outer = getattr(original, "jinja_pass_arg", None)
+    inner = getattr(inspect.unwrap(original), "jinja_pass_arg", None)
+    return 1 if outer is not None and inner is None else 0
+
+
 def _guarded_filter(name: str, original: Callable[..., Any], limit: int) -> Callable[..., Any]:
+    if name in DOCMAIL_FILTERS:
+        return _guarded_own_filter(name, original, limit)
     signature = inspect.signature(original)
+    skip = _unnamed_leading_args(original)
 
     @wraps(original)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         check_deadline()
         check_sizes((*args, *kwargs.values()), limit, f"the value given to the {name} filter")
         try:
-            bound = signature.bind(*args, **kwargs)
+            bound = signature.bind(*args[skip:], **kwargs)
         except TypeError as exc:
             raise TemplateError(f"wrong arguments for the {name} filter: {exc}") from None
         bound.apply_defaults()
         _check_filter_args(name, bound, limit)
         return check_size(original(*args, **kwargs), limit, f"the {name} filter")
+
+    return guarded
+
+
+def _guarded_own_filter(name: str, original: Callable[..., Any], limit: int) -> Callable[..., Any]:
+    """docmail's formatting filters take no size-like arguments: only time and size checks."""
+
+    @wraps(original)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        check_deadline()
+        check_sizes((*args, *kwargs.values()), limit, f"the value given to the {name} filter")
+        try:
+            result = original(*args, **kwargs)
+        except TypeError as exc:
+            raise TemplateError(f"wrong arguments for the {name} filter: {exc}") from None
+        return check_size(result, limit, f"the {name} filter")
 
     return guarded
 
@@ -442,17 +244,17 @@ def _plain(value: Any) -> Any:
 @pass_context
 def _money(_context: Context, value: Any, currency: Any = None) -> str:
     currency = _plain(currency)
-    return formatting.format_money(_plain(value), currency, locale=_current_locale())
+    return formatting.format_money(_plain(value), currency, locale=current_locale())
 
 
 @pass_context
 def _date(_context: Context, value: Any, format: str = formatting.DEFAULT_DATE_STYLE) -> str:
-    return formatting.format_date(_plain(value), format, locale=_current_locale())
+    return formatting.format_date(_plain(value), format, locale=current_locale())
 
 
 @pass_context
 def _number(_context: Context, value: Any, decimals: int | None = None) -> str:
-    return formatting.format_number(_plain(value), decimals, locale=_current_locale())
+    return formatting.format_number(_plain(value), decimals, locale=current_locale())
 
 
 @pass_context
