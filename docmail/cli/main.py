@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.secrets import SecretBox
+from docmail.cli import backup as _backup  # noqa: F401 - registers backup and restore
 from docmail.cli import output
 from docmail.cli import server as _server  # noqa: F401 - registers serve and worker
 from docmail.cli.common import cli, echo_flush, open_runtime, resolve_actor, token_option
