@@ -12,6 +12,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
+from docmail.adapters.mime import CrlfMessage
 from docmail.domain.outbox import is_transient_smtp_code, split_enhanced_code
 from docmail.errors import (
     AuthenticationFailed,
@@ -54,6 +55,8 @@ _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 
 def wire_bytes(raw: bytes) -> bytes:
     """The message with CRLF line endings, as SMTP requires (bare CR or LF are converted)."""
+    if isinstance(raw, CrlfMessage):
+        return raw
     crlf = raw.count(b"\r\n")
     if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
         return raw
