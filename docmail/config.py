@@ -30,7 +30,7 @@ class Settings:
     smtp_timeout: float = 30.0
     worker_poll_seconds: float = 1.0
     worker_lease_seconds: int = 300
-    worker_batch_size: int = 20
+    worker_batch_size: int = 50
     render_timeout_seconds: float = 2.0
     render_max_output_bytes: int = 2 * 1024 * 1024
     metrics_token: str | None = None
@@ -69,5 +69,5 @@ class Settings:
             worker_lease_seconds=_int_env(env, "DOCMAIL_WORKER_LEASE_SECONDS", 300),
             metrics_token=env.get("DOCMAIL_METRICS_TOKEN") or None,
             smtp_timeout=float(env.get("DOCMAIL_SMTP_TIMEOUT") or 30.0),
-            worker_batch_size=_int_env(env, "DOCMAIL_WORKER_BATCH_SIZE", 20),
+            worker_batch_size=_int_env(env, "DOCMAIL_WORKER_BATCH_SIZE", 50),
         )

@@ -26,7 +26,7 @@ from docmail.errors import DocmailError, NotFound
 from docmail.services.compose import compose_in_session
 from docmail.services.inputs import BatchIn, SendIn
 from docmail.services.runtime import Actor, Role, Runtime
-from docmail.services.sending import build_message_row
+from docmail.services.sending import MessageDraft, build_message_draft
 
 CHUNK_SIZE = 200
 INLINE_LIMIT = 500  # batches up to this size are expanded inside the request
@@ -200,38 +200,52 @@ def _load_documents(session: Session, ids: list[int]) -> dict[int, t.Document]:
     return {d.id: d for d in rows}
 
 
-def _queue_group(
+@dataclass
+class _GroupOutcome:
+    items: list[t.BatchItem]
+    message: MessageDraft | None = None
+    error: str | None = None
+    field: str | None = None
+
+
+def _compose_group(
     runtime: Runtime,
     session: Session,
     actor: Actor,
     batch: t.Batch,
     items: list[t.BatchItem],
     docs: dict[int, t.Document],
-) -> bool:
-    """Queue one email for a group of items; record the message or the reason on each item."""
-    message_id, error, field_name = None, None, None
+) -> _GroupOutcome:
+    """Build (not yet write) one email for a group of items, or say why it cannot be sent."""
     try:
-        with session.begin_nested():
-            composed = compose_in_session(
-                runtime, session, actor, [docs[i.document_id] for i in items]
-            )
-            message = build_message_row(
-                runtime, session, actor, composed, SendIn(account_id=batch.account_id)
-            )
-            message.batch_id = batch.id
-            session.add(message)
-            session.flush()
-            message_id = message.id
-    except DocmailError as exc:
-        error, field_name = exc.message, exc.field
-    for item in items:
-        item.done, item.message_id, item.error, item.error_field = (
-            True,
-            message_id,
-            error,
-            field_name,
+        composed = compose_in_session(runtime, session, actor, [docs[i.document_id] for i in items])
+        message = build_message_draft(
+            runtime, session, actor, composed, SendIn(account_id=batch.account_id)
         )
-    return message_id is not None
+    except DocmailError as exc:
+        return _GroupOutcome(items, error=exc.message, field=exc.field)
+    message.values["batch_id"] = batch.id
+    return _GroupOutcome(items, message=message)
+
+
+def _write_outcomes(session: Session, outcomes: list[_GroupOutcome]) -> None:
+    """Insert every built message at once, then mark each item with its message or reason."""
+    built = [o for o in outcomes if o.message is not None]
+    ids = store.insert_messages(session, [o.message for o in built if o.message is not None])
+    message_of = {id(o): message_id for o, message_id in zip(built, ids, strict=True)}
+    rows = [
+        {
+            "id": item.id,
+            "done": True,
+            "message_id": message_of.get(id(o)),
+            "error": o.error,
+            "error_field": o.field,
+        }
+        for o in outcomes
+        for item in o.items
+    ]
+    if rows:
+        session.execute(update(t.BatchItem), rows)
 
 
 def expand_chunk(runtime: Runtime, batch_id: int, chunk: int = CHUNK_SIZE) -> bool:
@@ -246,14 +260,12 @@ def expand_chunk(runtime: Runtime, batch_id: int, chunk: int = CHUNK_SIZE) -> bo
             batch.locked_until = None
             return False
         docs = _load_documents(session, [i.document_id for g in groups for i in g])
-        queued = failed = processed = 0
-        for items in groups:
-            ok = _queue_group(runtime, session, actor, batch, items, docs)
-            processed += len(items)
-            queued += len(items) if ok else 0
-            failed += 0 if ok else len(items)
+        outcomes = [_compose_group(runtime, session, actor, batch, g, docs) for g in groups]
+        _write_outcomes(session, outcomes)
+        queued = sum(len(o.items) for o in outcomes if o.message is not None)
+        failed = sum(len(o.items) for o in outcomes if o.message is None)
         batch.state = "expanding"
-        batch.processed += processed
+        batch.processed += queued + failed
         batch.queued += queued
         batch.failed += failed
         store.notify_queued(session)

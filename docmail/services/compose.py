@@ -166,7 +166,9 @@ def compose_in_session(
 ) -> Composition:
     """Compose one email for ``docs`` (all of one party) inside an open session."""
     party = docs[0].party
-    company = session.get_one(t.Company, actor.company_id)
+    company: t.Company = _memo(
+        session, ("company",), lambda: session.get_one(t.Company, actor.company_id)
+    )
     language = party.language
     types = {c: _type_row(session, actor, c) for c in dict.fromkeys(d.doc_type for d in docs)}
     plan = _merge_plans(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import func, select, update
@@ -12,7 +13,7 @@ from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.mime import AttachmentPart, OutgoingEmail, new_message_id, render_bytes
 from docmail.domain.outbox import CLAIMABLE_STATES, MessageState
-from docmail.errors import Conflict, NotFound
+from docmail.errors import Conflict, NotFound, ValidationError
 from docmail.services.blobs import get_blob
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -30,14 +31,18 @@ class _AttachmentLike(Protocol):
     def size(self) -> int: ...
 
 
-def attachment_row(source: _AttachmentLike) -> t.MessageAttachment:
+def attachment_values(source: _AttachmentLike) -> dict[str, object]:
     """A message's own reference to stored bytes (from a document's or another message's)."""
-    return t.MessageAttachment(
-        blob_sha256=source.blob_sha256,
-        filename=source.filename,
-        content_type=source.content_type,
-        size=source.size,
-    )
+    return {
+        "blob_sha256": source.blob_sha256,
+        "filename": source.filename,
+        "content_type": source.content_type,
+        "size": source.size,
+    }
+
+
+def attachment_row(source: _AttachmentLike) -> t.MessageAttachment:
+    return t.MessageAttachment(**attachment_values(source))
 
 
 def get_message_row(session: Session, actor: Actor, message_id: int) -> t.Message:
@@ -97,6 +102,59 @@ def list_messages(
 
 def outgoing_email(session: Session, message: t.Message) -> OutgoingEmail:
     """The exact email a message stands for, attachments loaded from the blob store."""
+    parts = [
+        AttachmentPart(
+            a.filename, a.content_type, get_blob(session, a.blob_sha256), key=a.blob_sha256
+        )
+        for a in message.attachments
+    ]
+    return _email_of(message, parts)
+
+
+@dataclass(frozen=True)
+class ClaimedEmail:
+    """A claimed message as the worker needs it: the email, and what its retry budget counts."""
+
+    email: OutgoingEmail
+    company_id: int
+    queued_at: datetime
+    attempts_at_queue: int
+
+
+def claimed_emails(session: Session, message_ids: list[int]) -> dict[int, ClaimedEmail]:
+    """Several messages with their attachments in three queries (not three per message).
+
+    Attachment parts carry their content hash, so ``render_bytes`` encodes the
+    same bytes once however many messages carry them.
+    """
+    messages = session.scalars(select(t.Message).where(t.Message.id.in_(message_ids))).all()
+    attachments = session.scalars(
+        select(t.MessageAttachment)
+        .where(t.MessageAttachment.message_id.in_(message_ids))
+        .order_by(t.MessageAttachment.id)
+    ).all()
+    digests = {a.blob_sha256 for a in attachments}
+    blobs = dict(
+        session.execute(select(t.Blob.sha256, t.Blob.data).where(t.Blob.sha256.in_(digests))).all()
+    )
+    parts: dict[int, list[AttachmentPart]] = {m.id: [] for m in messages}
+    for a in attachments:
+        if a.blob_sha256 not in blobs:
+            raise ValidationError(
+                f"attachment content {a.blob_sha256} is missing", field="attachment"
+            )
+        parts[a.message_id].append(
+            AttachmentPart(a.filename, a.content_type, blobs[a.blob_sha256], key=a.blob_sha256)
+        )
+    return {
+        m.id: ClaimedEmail(
+            _email_of(m, parts[m.id]), m.company_id, m.queued_at, m.attempts_at_queue
+        )
+        for m in messages
+    }
+
+
+def _email_of(message: t.Message, attachments: list[AttachmentPart]) -> OutgoingEmail:
     return OutgoingEmail(
         message_id=message.message_id_header,
         date=message.date_header,
@@ -108,10 +166,7 @@ def outgoing_email(session: Session, message: t.Message) -> OutgoingEmail:
         subject=message.subject,
         body_text=message.body_text,
         body_html=message.body_html,
-        attachments=[
-            AttachmentPart(a.filename, a.content_type, get_blob(session, a.blob_sha256))
-            for a in message.attachments
-        ],
+        attachments=attachments,
     )
 
 

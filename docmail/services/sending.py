@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +34,7 @@ from docmail.services.compose import AttachmentRef, Composition, compose_in_sess
 from docmail.services.documents import get_document_row
 from docmail.services.htmltext import html_to_text, text_to_html
 from docmail.services.inputs import SendIn
-from docmail.services.messages import MESSAGE_OPTIONS, attachment_row, get_message
+from docmail.services.messages import MESSAGE_OPTIONS, attachment_values, get_message
 from docmail.services.runtime import Actor, Role, Runtime
 
 MAX_BODY_CHARS = 500_000
@@ -114,10 +115,29 @@ def _attachments(composed: Composition, keep: list[int] | None) -> list[Attachme
     return [by_id[i] for i in keep]
 
 
-def build_message_row(
+@dataclass
+class MessageDraft:
+    """A message ready to insert: its column values, attachments and documents.
+
+    Plain data, so a batch chunk can insert hundreds with multi-row statements
+    (``outbox_store.insert_messages``); ``to_row()`` gives the ORM object instead.
+    """
+
+    values: dict[str, Any]
+    attachments: list[dict[str, object]]
+    document_ids: list[int]
+
+    def to_row(self) -> t.Message:
+        message = t.Message(**self.values)
+        message.attachments = [t.MessageAttachment(**a) for a in self.attachments]
+        message.document_links = [t.MessageDocument(document_id=i) for i in self.document_ids]
+        return message
+
+
+def build_message_draft(
     runtime: Runtime, session: Session, actor: Actor, composed: Composition, edits: SendIn
-) -> t.Message:
-    """Validate the edits against the composition and build (not yet add) the outbox row."""
+) -> MessageDraft:
+    """Validate the edits against the composition and build the message's values."""
     if composed.blocked_reason:
         raise Conflict(composed.blocked_reason, field="status")
     to, cc, bcc = _recipients(composed, edits)
@@ -128,27 +148,33 @@ def build_message_row(
     else:
         account = resolve_account(session, actor, edits.account_id)
     now = runtime.clock()
-    message = t.Message(
-        company_id=actor.company_id,
-        account_id=account.id,
-        state=MessageState.QUEUED.value,
-        from_email=account.from_email,
-        from_name=check_display_name(account.from_name, "from_name"),
-        to=[m.formatted() for m in to],
-        cc=[m.formatted() for m in cc],
-        bcc=[m.formatted() for m in bcc],
-        subject=subject,
-        body_html=html,
-        body_text=text,
-        message_id_header=new_message_id(account.from_email.rpartition("@")[2]),
-        date_header=now,
-        next_attempt_at=now,
-        created_at=now,
-        queued_at=now,
-    )
-    message.attachments = [attachment_row(a) for a in _attachments(composed, edits.attachment_ids)]
-    message.document_links = [t.MessageDocument(document_id=i) for i in composed.document_ids]
-    return message
+    values = {
+        "company_id": actor.company_id,
+        "account_id": account.id,
+        "state": MessageState.QUEUED.value,
+        "from_email": account.from_email,
+        "from_name": check_display_name(account.from_name, "from_name"),
+        "to": [m.formatted() for m in to],
+        "cc": [m.formatted() for m in cc],
+        "bcc": [m.formatted() for m in bcc],
+        "subject": subject,
+        "body_html": html,
+        "body_text": text,
+        "message_id_header": new_message_id(account.from_email.rpartition("@")[2]),
+        "date_header": now,
+        "next_attempt_at": now,
+        "created_at": now,
+        "queued_at": now,
+    }
+    attachments = [attachment_values(a) for a in _attachments(composed, edits.attachment_ids)]
+    return MessageDraft(values, attachments, list(composed.document_ids))
+
+
+def build_message_row(
+    runtime: Runtime, session: Session, actor: Actor, composed: Composition, edits: SendIn
+) -> t.Message:
+    """Validate the edits against the composition and build (not yet add) the outbox row."""
+    return build_message_draft(runtime, session, actor, composed, edits).to_row()
 
 
 def _queue(

@@ -1,9 +1,11 @@
-"""Delivering claimed messages, one SMTP connection per account per round.
+"""The worker loop: expand batches, run due jobs, claim due messages and deliver them.
 
-The Message-ID is fixed when the message is queued, so a retry after an
-ambiguous failure carries the same Message-ID and receivers can deduplicate.
-The only window in which a message can be delivered twice is a crash after the
-server answered 250 to DATA and before ``mark_sent`` committed (see README).
+Each account's messages go over one connection that stays open while there is
+work (docmail/worker/delivery.py sends them). The Message-ID is fixed when the
+message is queued, so a retry after an ambiguous failure carries the same
+Message-ID and receivers can deduplicate. The only window in which a message can
+be delivered twice is a crash after the server answered 250 to DATA and before
+its ``sent`` state committed (see README).
 """
 
 from __future__ import annotations
@@ -14,26 +16,17 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from email.utils import parseaddr
+from datetime import timedelta
 
 from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
-from docmail.adapters.mime import render_bytes
-from docmail.adapters.smtp.transport import SendResult, Transport
-from docmail.domain.outbox import (
-    MessageState,
-    RetryPolicy,
-    decide_after_failure,
-    policy_from_config,
-)
-from docmail.errors import AuthenticationFailed, DeliveryError
+from docmail.adapters.smtp.transport import Transport
+from docmail.domain.outbox import RetryPolicy, policy_from_config
 from docmail.services.automation_scheduler import run_due_jobs
 from docmail.services.batches import expand_next_batch
-from docmail.services.messages import outgoing_email
 from docmail.services.operations import beat, forget_worker
 from docmail.services.runtime import Runtime
+from docmail.worker.delivery import AccountDelivery
 
 log = logging.getLogger("docmail.worker")
 HEARTBEAT_SECONDS = 10.0
@@ -55,6 +48,7 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._sent_since_beat = 0
+        self._transports: dict[int, tuple[Transport, object]] = {}
         runtime.wake_listeners.append(self._wake.set)
 
     def stop(self) -> None:
@@ -75,8 +69,10 @@ class Worker:
                 log.exception("worker %s: round failed", self.name)
                 busy = False
             if not busy:
+                self.close_transports()
                 self._wake.wait(self.runtime.settings.worker_poll_seconds)
                 self._wake.clear()
+        self.close_transports()
         forget_worker(self.runtime, self.name)
         log.info("worker %s stopped", self.name)
 
@@ -108,120 +104,58 @@ class Worker:
     def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due (for tests and the CLI's ``send --wait``)."""
         total = 0
-        for _ in range(max_rounds):
-            done = self.run_once()
-            if not done:
-                break
-            total += done
+        try:
+            for _ in range(max_rounds):
+                done = self.run_once()
+                if not done:
+                    break
+                total += done
+        finally:
+            self.close_transports()
         return total
 
-    def _deliver_account(self, account_id: int, items: list[store.Claim]) -> None:
+    def _deliver_account(self, account_id: int, items: list[store.Claim]) -> int:
+        transport, policy = self._transport(account_id)
+        delivery = AccountDelivery(
+            self.runtime, self.name, transport, policy, items, self._stop.is_set
+        )
+        try:
+            keep = delivery.run()
+        except BaseException:
+            self._close_transport(account_id)  # its session state is unknown now
+            raise
+        if not keep:
+            self._close_transport(account_id)
+        self._sent_since_beat += delivery.sent
+        return delivery.sent
+
+    def _transport(self, account_id: int) -> tuple[Transport, RetryPolicy]:
+        """The account's open transport, reused across rounds while the account is unchanged.
+
+        One connection per account and worker: no new TCP, TLS and login per round.
+        An edited account (new password, host...) gets a new transport.
+        """
         with self.runtime.session() as session:
             account = session.get_one(t.MailAccount, account_id)
+            version = (account.updated_at, account.password_encrypted)
             policy = self.policy or policy_from_config(account.retry_policy)
+            cached = self._transports.get(account_id)
+            if cached is not None and cached[1] == version:
+                return cached[0], policy
+            self._close_transport(account_id)
             transport = self.runtime.transport_for(account)
-        try:
-            for index, item in enumerate(items):
-                if self._stop.is_set():
-                    store.release(
-                        self.runtime.engine, self.name, items[index:], self.runtime.clock()
-                    )
-                    return
-                if not self._deliver_one(transport, item, policy):
-                    store.release(
-                        self.runtime.engine, self.name, items[index + 1 :], self.runtime.clock()
-                    )
-                    return
-        finally:
-            transport.close()
+        self._transports[account_id] = (transport, version)
+        return transport, policy
 
-    def _deliver_one(self, transport: Transport, item: store.Claim, policy: RetryPolicy) -> bool:
-        """Send one message; return False when the account must stop (login refused)."""
-        with self.runtime.session() as session:
-            message = session.get_one(t.Message, item.message_id)
-            outgoing = outgoing_email(session, message)
-            budget = _RetryBudget(message.company_id, message.queued_at, message.attempts_at_queue)
-        raw = render_bytes(outgoing)
-        recipients = [parseaddr(a)[1] for a in outgoing.envelope_recipients]
-        try:
-            result = transport.send(outgoing.from_email, recipients, raw)
-        except AuthenticationFailed as exc:
-            self._pause_for_login(item, exc)
-            return False
-        except DeliveryError as exc:
-            self._record_failure(item, exc, budget, policy)
-            return True
-        self._record_success(item, result, budget.company_id)
-        return True
+    def _close_transport(self, account_id: int) -> None:
+        cached = self._transports.pop(account_id, None)
+        if cached is not None:
+            cached[0].close()
 
-    def _record_success(self, item: store.Claim, result: SendResult, company_id: int) -> None:
-        reply = result.reply
-        if result.refused:
-            # The server took the message for some recipients only: say who was refused.
-            refused = "; ".join(
-                f"{rcpt}: {code} {text}" for rcpt, (code, text) in result.refused.items()
-            )
-            reply = f"{reply} (refused: {refused})"
-            permanent = [r for r, (code, _) in result.refused.items() if code >= 500]
-            store.mark_bouncing(self.runtime.engine, company_id, permanent, refused)
-        store.mark_sent(
-            self.runtime.engine, self.name, item, result.code, reply, self.runtime.clock()
-        )
-        self._sent_since_beat += 1
-        log.info("message %s sent: %s %s", item.message_id, result.code, reply)
-
-    def _record_failure(
-        self, item: store.Claim, exc: DeliveryError, budget: _RetryBudget, policy: RetryPolicy
-    ) -> None:
-        now = self.runtime.clock()
-        outcome = decide_after_failure(
-            policy,
-            transient=exc.transient,
-            attempts_done=item.attempt - budget.attempts_at_queue,
-            created_at=budget.queued_at,
-            now=now,
-            reason=exc.message,
-        )
-        store.mark_failed_attempt(
-            self.runtime.engine,
-            self.name,
-            item,
-            state=outcome.state,
-            next_attempt_at=outcome.next_attempt_at,
-            error=outcome.reason or exc.message,
-            code=exc.smtp_code,
-            reply=exc.server_reply,
-            now=now,
-        )
-        if outcome.state is MessageState.FAILED and not exc.transient and exc.recipients:
-            store.mark_bouncing(self.runtime.engine, budget.company_id, exc.recipients, exc.message)
-        log.warning("message %s attempt %s: %s", item.message_id, item.attempt, exc.message)
-
-    def _pause_for_login(self, item: store.Claim, exc: AuthenticationFailed) -> None:
-        """Login refused: pause the account (not every message fails) and requeue this one."""
-        now = self.runtime.clock()
-        store.pause_account(self.runtime.engine, item.account_id, exc.message, now)
-        store.mark_failed_attempt(
-            self.runtime.engine,
-            self.name,
-            item,
-            state=MessageState.QUEUED,
-            next_attempt_at=now,
-            error=f"account paused: {exc.message}",
-            code=exc.smtp_code,
-            reply=exc.server_reply,
-            now=now,
-        )
-        log.error("account %s paused: %s", item.account_id, exc.message)
-
-
-@dataclass(frozen=True)
-class _RetryBudget:
-    """What the retry policy counts from: the last (re)queue, not the first attempt ever."""
-
-    company_id: int
-    queued_at: datetime
-    attempts_at_queue: int
+    def close_transports(self) -> None:
+        """Say goodbye to every mail server (when idle or stopping)."""
+        for account_id in list(self._transports):
+            self._close_transport(account_id)
 
 
 def start_in_thread(worker: Worker) -> threading.Thread:

@@ -12,6 +12,7 @@ Every library error is translated at this edge (``raise ... from exc``) into
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 import threading
@@ -96,6 +97,32 @@ class Transport(Protocol):
     def check(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+Meanwhile = Callable[[], None]
+
+
+def send_meanwhile(
+    transport: Transport,
+    envelope_from: str,
+    recipients: list[str],
+    raw: bytes,
+    meanwhile: Meanwhile,
+) -> SendResult:
+    """Send, calling ``meanwhile()`` while the server processes the message if possible.
+
+    The SMTP transport calls it after the last byte of DATA, before reading the
+    server's verdict: the caller commits the previous outcome and builds the next
+    message in the time the server spends receiving this one. Other transports
+    call it first. ``meanwhile`` must not raise, and may be called more than once
+    or not at all (when sending fails early); callers make it idempotent.
+    """
+    overlapped = getattr(transport, "send_meanwhile", None)
+    if overlapped is None:
+        meanwhile()
+        return transport.send(envelope_from, recipients, raw)
+    result: SendResult = overlapped(envelope_from, recipients, raw, meanwhile)
+    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -192,6 +219,16 @@ class SmtpTransport:
         with self._lock:
             return self._send_locked(envelope_from, list(recipients), payload)
 
+    def send_meanwhile(
+        self, envelope_from: str, recipients: list[str], raw: bytes, meanwhile: Meanwhile
+    ) -> SendResult:
+        """``send()``, calling ``meanwhile()`` while the server reads the message."""
+        if not recipients:
+            raise PermanentDeliveryError("no recipients given; add at least one address")
+        payload = wire_bytes(raw)
+        with self._lock:
+            return self._send_locked(envelope_from, list(recipients), payload, meanwhile)
+
     def check(self) -> str:
         """Open a fresh connection and log in; return the greeting and the login answer."""
         with self._lock:
@@ -211,12 +248,18 @@ class SmtpTransport:
 
     # -- sending ----------------------------------------------------------------------
 
-    def _send_locked(self, envelope_from: str, recipients: list[str], payload: bytes) -> SendResult:
+    def _send_locked(
+        self,
+        envelope_from: str,
+        recipients: list[str],
+        payload: bytes,
+        meanwhile: Meanwhile | None = None,
+    ) -> SendResult:
         for attempt in (1, 2):
             reused = self._conn is not None
             progress = _Progress()
             try:
-                return self._transaction(progress, envelope_from, recipients, payload)
+                return self._transaction(progress, envelope_from, recipients, payload, meanwhile)
             except (OSError, DeliveryError, UnicodeError) as exc:
                 self._recover(exc)
                 stale = reused and not progress.mail_accepted and _is_disconnect(exc)
@@ -226,7 +269,12 @@ class SmtpTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transaction(
-        self, progress: _Progress, envelope_from: str, recipients: list[str], payload: bytes
+        self,
+        progress: _Progress,
+        envelope_from: str,
+        recipients: list[str],
+        payload: bytes,
+        meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         conn = self._conn
         if conn is None:
@@ -241,7 +289,7 @@ class SmtpTransport:
         progress.phase = "RCPT TO"
         refused = self._recipients(conn, recipients)
         progress.phase = "DATA"
-        code, resp = conn.data(payload)
+        code, resp = _data(conn, payload, meanwhile)
         if code != 250:
             raise smtplib.SMTPDataError(code, resp)
         return SendResult(code=code, reply=reply_text(resp), refused=refused)
@@ -400,6 +448,27 @@ class SmtpTransport:
             timeout=s.timeout,
         )
         return translate_error(exc, ctx)
+
+
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _data(conn: _Connection, payload: bytes, meanwhile: Meanwhile | None) -> tuple[int, bytes]:
+    """smtplib's ``data()``, with ``meanwhile()`` run between sending and reading the reply."""
+    if meanwhile is None:
+        return conn.data(payload)
+    conn.putcmd("data")
+    code, reply = conn.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    # RFC 5321 4.5.2 transparency; the search first because few messages need it.
+    dotted = payload.startswith(b".") or b"\n." in payload
+    stuffed = _LEADING_DOT.sub(b"..", payload) if dotted else payload
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    conn.send(stuffed + b".\r\n")
+    meanwhile()
+    return conn.getreply()
 
 
 # --------------------------------------------------------------------------------------
