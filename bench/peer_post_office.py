@@ -1,0 +1,98 @@
+"""The peer: django-post_office with its own SQLite database, run in a child process.
+
+Same messages as docmail (template from bench.material, a 60 KB PDF and an 8 KB
+XML per email), same SMTP server. Its SQLite gets the durability settings docmail
+uses (WAL, synchronous=NORMAL) so the comparison is about the tools, not the disk.
+Enqueue is ``mail.send`` per email, as post_office's documentation shows;
+delivery is what its ``send_queued_mail`` command runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import material
+from bench.procmem import peak_rss_mb
+
+
+def _configure(port: int, directory: Path) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(directory / "post_office.sqlite3"),
+                "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            }
+        },
+        INSTALLED_APPS=["django.contrib.contenttypes", "post_office"],
+        TEMPLATES=[
+            {"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True},
+            {
+                "BACKEND": "post_office.template.backends.post_office.PostOfficeTemplates",
+                "APP_DIRS": True,
+                "DIRS": [],
+                "OPTIONS": {"context_processors": []},
+            },
+        ],
+        MEDIA_ROOT=str(directory / "media"),
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=port,
+        EMAIL_USE_TLS=False,
+        USE_TZ=True,
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        POST_OFFICE={
+            "BACKENDS": {"default": "django.core.mail.backends.smtp.EmailBackend"},
+            "LOG_LEVEL": 0,
+            "BATCH_SIZE": 100,
+        },
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def run(port: int, count: int, directory: str) -> dict[str, Any]:
+    """Enqueue ``count`` emails, then deliver them; return rates and peak memory."""
+    workdir = Path(directory)
+    _configure(port, workdir)
+    from django.core.files.base import ContentFile
+    from post_office import mail
+    from post_office.models import Email, EmailTemplate
+
+    template = EmailTemplate.objects.create(
+        name="factura",
+        subject=material.SUBJECT,
+        content=material.BODY_TEXT,
+        html_content=material.BODY_HTML,
+    )
+    started = time.perf_counter()
+    for index in range(count):
+        mail.send(
+            [material.RECIPIENT],
+            material.SENDER,
+            template=template,
+            context=material.context(index),
+            attachments={
+                f"{material.number(index)}.pdf": ContentFile(material.pdf_for(index)),
+                f"{material.number(index)}.xml": ContentFile(material.xml_for(index)),
+            },
+            priority="medium",
+        )
+    enqueue_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    mail.send_queued_mail_until_done(lockfile=str(workdir / "post_office"), processes=1)
+    delivery_seconds = time.perf_counter() - started
+    sent = Email.objects.filter(status=0).count()  # STATUS.sent
+    return {
+        "enqueue_seconds": enqueue_seconds,
+        "delivery_seconds": delivery_seconds,
+        "sent": sent,
+        "peak_rss_mb": peak_rss_mb(),
+    }
