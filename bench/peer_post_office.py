@@ -9,6 +9,7 @@ delivery is what its ``send_queued_mail`` command runs.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,14 @@ def _configure(port: int, directory: Path) -> None:
         LOGGING_CONFIG=None,
     )
     django.setup()
+    logging.getLogger("post_office").setLevel(logging.WARNING)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def run(port: int, count: int, directory: str) -> dict[str, Any]:
-    """Enqueue ``count`` emails, then deliver them; return rates and peak memory."""
+def run(port: int, count: int, directory: str, processes: int = 1) -> dict[str, Any]:
+    """Enqueue ``count`` emails, then deliver them with ``processes`` sending processes."""
     workdir = Path(directory)
     _configure(port, workdir)
     from django.core.files.base import ContentFile
@@ -87,7 +89,7 @@ def run(port: int, count: int, directory: str) -> dict[str, Any]:
         )
     enqueue_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    mail.send_queued_mail_until_done(lockfile=str(workdir / "post_office"), processes=1)
+    mail.send_queued_mail_until_done(lockfile=str(workdir / "post_office"), processes=processes)
     delivery_seconds = time.perf_counter() - started
     sent = Email.objects.filter(status=0).count()  # STATUS.sent
     return {

@@ -61,12 +61,12 @@ def baseline(sink: Sink, count: int) -> dict[str, Any]:
     return {"delivery_per_s": count / seconds, "message_bytes": len(raw)}
 
 
-def post_office(sink: Sink, count: int) -> dict[str, Any]:
+def post_office(sink: Sink, count: int, processes: int = 1) -> dict[str, Any]:
     from bench import peer_post_office
 
     before = sink.count
     with tempfile.TemporaryDirectory() as directory:
-        result = in_child(peer_post_office.run, sink.port, count, directory)
+        result = in_child(peer_post_office.run, sink.port, count, directory, processes)
     if sink.count - before != count or result["sent"] != count:
         raise RuntimeError(f"post_office sent {result['sent']}, the sink got {sink.count - before}")
     return _rates(result["enqueue_seconds"], result["delivery_seconds"], count, result)
@@ -144,9 +144,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"baseline raw smtplib: {base['delivery_per_s']:.0f} msg/s", flush=True)
         results["post_office"] = post_office(sink, n)
         print(f"post_office: {results['post_office']}", flush=True)
+        results["post_office_2p"] = post_office(sink, n, processes=2)
+        print(f"post_office, 2 processes: {results['post_office_2p']}", flush=True)
         runs: dict[str, Any] = {}
-        runs["sqlite_service_1w"] = docmail_run(sink, n, url=None, via="service", workers=1)
-        print(f"docmail sqlite service: {runs['sqlite_service_1w']}", flush=True)
+        for workers in (1, 2):
+            key = f"sqlite_service_{workers}w"
+            runs[key] = docmail_run(sink, n, url=None, via="service", workers=workers)
+            print(f"docmail {key}: {runs[key]}", flush=True)
         runs["sqlite_api_1w"] = docmail_run(sink, n, url=None, via="api", workers=1)
         print(f"docmail sqlite api: {runs['sqlite_api_1w']}", flush=True)
         if not args.no_postgres:
@@ -169,9 +173,13 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     peer = results["post_office"]
     runs = results["docmail"]
     main = runs["sqlite_service_1w"]
+    peer2, main2 = results["post_office_2p"], runs["sqlite_service_2w"]
     out = {
         "delivery_ratio_vs_smtplib": main["delivery_per_s"] / base,
+        # Like for like: one sending process each, then two each.
         "end_to_end_ratio_vs_post_office": main["end_to_end_per_s"] / peer["end_to_end_per_s"],
+        "end_to_end_ratio_vs_post_office_2_senders": main2["end_to_end_per_s"]
+        / peer2["end_to_end_per_s"],
         "enqueue_ratio_vs_post_office": main["enqueue_per_s"] / peer["enqueue_per_s"],
         "post_office_delivery_ratio_vs_smtplib": peer["delivery_per_s"] / base,
         "enqueue_service_sqlite_docs_per_s": main["enqueue_per_s"],
@@ -194,28 +202,25 @@ def print_table(results: dict[str, Any]) -> None:
 
     base = results["baseline_smtplib"]["delivery_per_s"]
     table = Table(title=f"{results['messages']} messages of ~100 KB to aiosmtpd on 127.0.0.1")
-    for column in (
-        "tool",
-        "enqueue/s",
-        "delivery/s",
-        "delivery ÷ smtplib",
-        "end-to-end/s",
-        "peak RSS MB",
-    ):
+    table.add_column("tool", no_wrap=True)
+    for column in ("enqueue/s", "delivery/s", "÷ smtplib", "end-to-end/s", "peak MB"):
         table.add_column(column, justify="right")
     table.add_row("raw smtplib (baseline)", "-", f"{base:.0f}", "1.00", "-", "-")
-    peer = results["post_office"]
-    rows = [("django-post_office", peer), *results["docmail"].items()]
+    rows = [
+        ("django-post_office, 1 process", results["post_office"]),
+        ("django-post_office, 2 processes", results["post_office_2p"]),
+        *((f"docmail {name}", run) for name, run in results["docmail"].items()),
+    ]
     for name, run in rows:
         table.add_row(
-            f"docmail {name}" if run is not peer else name,
+            name,
             f"{run['enqueue_per_s']:.0f}",
             f"{run['delivery_per_s']:.0f}",
             f"{run['delivery_per_s'] / base:.2f}",
             f"{run['end_to_end_per_s']:.0f}",
             f"{run['peak_rss_mb']:.0f}",
         )
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     for key, value in results["ratios"].items():
         console.print(f"{key}: {value:.2f}")

@@ -312,7 +312,7 @@ def batch_result(
     replayed: bool = False,
     with_items: bool = True,
 ) -> BatchResult:
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         batch = _get_batch(session, actor, batch_id)
         result = BatchResult(
             batch.id,
@@ -325,8 +325,16 @@ def batch_result(
             replayed,
         )
         if with_items:
-            items = session.scalars(
-                select(t.BatchItem).where(t.BatchItem.batch_id == batch_id).order_by(t.BatchItem.id)
+            items = session.execute(  # plain rows: a 500-item answer needs no ORM objects
+                select(
+                    t.BatchItem.message_id,
+                    t.BatchItem.group_key,
+                    t.BatchItem.document_id,
+                    t.BatchItem.error,
+                    t.BatchItem.error_field,
+                )
+                .where(t.BatchItem.batch_id == batch_id)
+                .order_by(t.BatchItem.id)
             )
             for message_id, group in groupby(items, key=lambda i: (i.message_id, i.group_key)):
                 members = list(group)

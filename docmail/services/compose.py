@@ -210,6 +210,6 @@ def compose_in_session(
 
 
 def compose(runtime: Runtime, actor: Actor, document_id: int) -> Composition:
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         doc = get_document_row(session, actor, document_id)
         return compose_in_session(runtime, session, actor, [doc])

@@ -97,7 +97,7 @@ class OutboxHealth:
 
 def outbox_health(runtime: Runtime) -> OutboxHealth:
     now = runtime.clock()
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         by_state = dict(
             session.execute(select(t.Message.state, func.count()).group_by(t.Message.state)).all()
         )

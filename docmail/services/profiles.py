@@ -14,6 +14,7 @@ company's country (``document.data.einvoice``); everything else is unchanged.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +111,13 @@ def _bundle(session: Session, doc: t.Document, composition: Composition) -> None
             (pdf_name, get_blob(session, pdf.blob_sha256)),
         ]
     )
-    bundled: AttachmentRef = AttachmentRef(
-        None, put_blob(session, data), zip_name, "application/zip", len(data)
+    # A preview (read-only session) names the ZIP by its hash; sending stores it.
+    digest = (
+        hashlib.sha256(data).hexdigest()
+        if session.info.get("read_only")
+        else put_blob(session, data)
     )
+    bundled: AttachmentRef = AttachmentRef(None, digest, zip_name, "application/zip", len(data))
     replaced = {xml.id, pdf.id}
     composition.attachments = [a for a in composition.attachments if a.id not in replaced] + [
         bundled

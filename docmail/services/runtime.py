@@ -86,3 +86,22 @@ class Runtime:
         """One unit of work: commit on success, roll back on any error."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A unit of work that only reads, rolled back at the end.
+
+        On SQLite it begins DEFERRED instead of IMMEDIATE, so it holds no write
+        lock: a slow read (a template render near its time limit, a big health
+        count) does not make every writer, and every other request, wait.
+        """
+        with self.engine.connect() as conn:
+            conn.info["sqlite_begin_mode"] = "DEFERRED"
+            with self.sessions(bind=conn) as session:
+                session.info["read_only"] = True
+                try:
+                    yield session
+                finally:
+                    # Detach first: a rollback would expire what the caller returns.
+                    session.expunge_all()
+                    session.rollback()

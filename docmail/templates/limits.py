@@ -111,7 +111,9 @@ def _heavy_children(container: Any) -> list[Any]:
 
 
 def check_size(value: Any, limit: int, what: str = "an expression") -> Any:
-    size = weight(value, limit)
+    if type(value) in _SCALARS:  # most printed values: nothing to measure
+        return value
+    size = len(value) if type(value) is str else weight(value, limit)
     if size > limit:
         raise too_big(what, size, limit)
     return value

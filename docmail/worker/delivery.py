@@ -31,7 +31,7 @@ from docmail.services.runtime import Runtime
 log = logging.getLogger("docmail.worker")
 # Messages read per query. Small, so the reads fit in the time the server spends
 # receiving the previous message instead of delaying the first one of each round.
-LOAD_AHEAD = 5
+LOAD_AHEAD = 10
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Select,
     Update,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -246,23 +247,55 @@ def _owned(message_id: int, worker: str) -> Update:
     )
 
 
+# Built once: the worker records every sent message with these two statements, and
+# building and hashing a fresh UPDATE each time cost more than running it.
+_MARK_SENT = (
+    update(t.Message)
+    .where(
+        t.Message.id == bindparam("p_message_id"),
+        t.Message.locked_by == bindparam("p_worker"),
+        t.Message.state == MessageState.SENDING.value,
+    )
+    .values(
+        state=MessageState.SENT.value,
+        sent_at=bindparam("p_now"),
+        smtp_code=bindparam("p_code"),
+        server_reply=bindparam("p_reply"),
+        last_error=None,
+        locked_until=None,
+        updated_at=bindparam("p_now"),
+    )
+)
+_FINISH_SENT = (
+    update(t.MessageAttempt)
+    .where(
+        t.MessageAttempt.message_id == bindparam("p_message_id"),
+        t.MessageAttempt.number == bindparam("p_attempt"),
+    )
+    .values(
+        outcome="sent",
+        smtp_code=bindparam("p_code"),
+        detail=bindparam("p_reply"),
+        finished_at=bindparam("p_now"),
+    )
+)
+
+
 def mark_sent(
     engine: Engine, worker: str, claim: Claim, code: int, reply: str, now: datetime
 ) -> bool:
     """Record success; False if this worker no longer owns the message (lease lost)."""
+    params = {
+        "p_message_id": claim.message_id,
+        "p_attempt": claim.attempt,
+        "p_worker": worker,
+        "p_code": code,
+        "p_reply": reply,
+        "p_now": now,
+    }
     with engine.begin() as conn:
-        result = conn.execute(
-            _owned(claim.message_id, worker).values(
-                state=MessageState.SENT.value,
-                sent_at=now,
-                smtp_code=code,
-                server_reply=reply,
-                last_error=None,
-                locked_until=None,
-                updated_at=now,
-            )
-        )
-        _finish_attempt(conn, claim, "sent", code, reply, now)
+        result = conn.execute(_MARK_SENT, params)
+        conn.execute(_FINISH_SENT, params)
         return bool(result.rowcount)
 
 

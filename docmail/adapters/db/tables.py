@@ -160,7 +160,7 @@ class Contact(Base):
     __tablename__ = "contacts"
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
-    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"))
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(320))
     roles: Mapped[list[str]] = mapped_column(default=list)
@@ -236,7 +236,9 @@ class Document(Base):
 class DocumentAttachment(Base):
     __tablename__ = "document_attachments"
     id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(127))
@@ -282,7 +284,7 @@ class BatchItem(Base):
     group_key: Mapped[int] = mapped_column(BigInteger)  # party id (per_party) or document id
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     message_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, index=True
     )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_field: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -302,7 +304,9 @@ class Message(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), nullable=True)
-    resend_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
+    resend_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id"), nullable=True, index=True
+    )
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     state: Mapped[str] = mapped_column(String(20), default="queued")
@@ -348,7 +352,9 @@ class MessageDocument(Base):
 class MessageAttachment(Base):
     __tablename__ = "message_attachments"
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(127))
@@ -540,7 +546,7 @@ class AutomationOutcome(Base):
     document_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     party_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     message_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
