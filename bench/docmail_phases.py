@@ -179,9 +179,31 @@ def _worker_process(config: dict[str, Any], name: str, ready: Any, go: Any, done
     worker = Worker(runtime, name)
     ready.put(name)
     go.wait()
-    sent = worker.drain(max_rounds=10_000_000)
+    rounds = 0
+    while True:  # like `docmail worker`, but ends once nothing is left to send
+        rounds += 1
+        if not worker.run_once():
+            if _unfinished(runtime) == 0:
+                break
+            time.sleep(0.002)  # another worker holds the rest for a moment
+    worker.close_transports()
     runtime.engine.dispose()
-    done.put((name, sent, peak_rss_mb()))
+    done.put((name, rounds, peak_rss_mb()))
+
+
+def _unfinished(runtime: Runtime) -> int:
+    with runtime.session() as session:
+        return int(
+            session.scalar(
+                select(func.count()).where(t.Message.state.in_(["queued", "retrying", "sending"]))
+            )
+            or 0
+        ) + int(
+            session.scalar(
+                select(func.count()).where(t.Batch.state.in_(["receiving", "ready", "expanding"]))
+            )
+            or 0
+        )
 
 
 def deliver(config: dict[str, Any], workers: int, expected: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -101,6 +102,27 @@ class RedactSecrets(logging.Filter):
             for secret in list(self.box.known):
                 text = text.replace(secret, "***")
             record.exc_text = text
+        return True
+
+
+_SECRET_QUERY = re.compile(
+    r"([?&](?:code|state|token|access_token|refresh_token|id_token|client_secret|password)=)"
+    r"[^&#\s\"]*",
+    re.IGNORECASE,
+)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Blank secret query parameters in access-log lines (the OAuth callback's ``code``
+    and ``state`` arrive in the URL, and the server logs every URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _SECRET_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _SECRET_QUERY.sub(r"\1***", record.msg)
         return True
 
 

@@ -14,6 +14,7 @@ import click
 
 from docmail import __version__
 from docmail.adapters.db import tables as t
+from docmail.adapters.secrets import RedactQuerySecrets
 from docmail.cli.common import cli, echo_flush, open_runtime
 from docmail.demo import (
     DEMO_PASSWORD,
@@ -128,6 +129,8 @@ def _run_uvicorn(runtime: Runtime, host: str, port: int, shutdown: Shutdown) -> 
     from docmail.http.app import create_app
 
     config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info")
+    # uvicorn's access log has its own handler: keep OAuth codes out of it.
+    logging.getLogger("uvicorn.access").addFilter(RedactQuerySecrets())
     server = uvicorn.Server(config)
     shutdown.server = server
     if not shutdown.requested.is_set():

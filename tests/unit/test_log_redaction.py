@@ -50,3 +50,29 @@ def test_short_values_are_not_treated_as_secrets() -> None:
     install_log_redaction(box, logger)
     logger.info("abc is an ordinary word")
     assert stream.getvalue() == "abc is an ordinary word\n"
+
+
+def test_an_access_log_line_keeps_the_oauth_code_and_state_out() -> None:
+    import logging
+
+    from docmail.adapters.secrets import RedactQuerySecrets
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        (
+            "127.0.0.1:5000",
+            "GET",
+            "/oauth/callback?code=4/0AbCdSecret&state=xyz123&scope=mail",
+            "1.1",
+            302,
+        ),
+        None,
+    )
+    RedactQuerySecrets().filter(record)
+    line = record.getMessage()
+    assert "4/0AbCdSecret" not in line and "xyz123" not in line
+    assert "code=***&state=***&scope=mail" in line
