@@ -189,7 +189,8 @@ def test_a_full_disk_gives_507_keeps_nothing_half_written_and_recovers_once_free
     tenant, _ = tenant_with_account(
         runtime, host="127.0.0.1", port=smtp_server_plain.port, security="none"
     )
-    queued = [queue_one(tenant, f"Q-{n}") for n in range(3)]
+    for n in range(3):
+        queue_one(tenant, f"Q-{n}")
     ballast = small_disk / "ballast"
     ballast.write_bytes(b"\0" * 400_000)
 
@@ -209,10 +210,21 @@ def test_a_full_disk_gives_507_keeps_nothing_half_written_and_recovers_once_free
     assert "disk" in response.json()["error"] and "nothing was saved" in response.json()["error"]
     assert stored, "the disk was full before the first document"
 
-    fill_up(small_disk / "filler")  # not one byte left, not even for the worker's claim
-    with pytest.raises(OperationalError, match="disk is full"):
-        Worker(runtime, "full-disk-worker").run_once()
-    assert states(runtime) == Counter({"queued": 3}) and smtp_server_plain.messages == []
+    fill_up(small_disk / "filler")  # not one byte left on the file system
+    worker = Worker(runtime, "full-disk-worker")
+    try:
+        worker.run_once()
+    except OperationalError as exc:  # the claim could not be written: nothing moved
+        assert "disk is full" in str(exc)
+        assert states(runtime) == Counter({"queued": 3}) and smtp_server_plain.messages == []
+        left = 3
+    else:
+        # SQLite reuses the room its WAL file already has, so a claim and its outcomes
+        # may still fit: then every message went out once and was recorded as sent.
+        assert states(runtime) == Counter({"sent": 3}) and len(smtp_server_plain.messages) == 3
+        left = 0
+    finally:
+        worker.close_transports()
 
     (small_disk / "filler").unlink()
     ballast.unlink()
@@ -235,7 +247,7 @@ def test_a_full_disk_gives_507_keeps_nothing_half_written_and_recovers_once_free
 
     again = {"type": "invoice", "number": "after", "party_code": "C1"}
     call(tenant.client, "POST", "/documents", 201, json=again)
-    assert Worker(runtime, "freed-disk-worker").drain() == len(queued)
+    assert Worker(runtime, "freed-disk-worker").drain() == left
     assert states(runtime) == Counter({"sent": 3})
     assert (
         len({m.message["Message-ID"] for m in smtp_server_plain.messages})
