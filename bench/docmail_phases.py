@@ -93,20 +93,15 @@ def set_up(config: dict[str, Any], port: int) -> dict[str, Any]:
 
 def document_json(index: int) -> dict[str, Any]:
     """One invoice with its own PDF and XML, base64 in JSON as the HTTP API receives it."""
-    number = material.number(index)
     return {
         **document_fields(index),
         "attachments": [
             {
-                "filename": f"{number}.pdf",
-                "content_type": "application/pdf",
-                "content_base64": base64.b64encode(material.pdf_for(index)).decode(),
-            },
-            {
-                "filename": f"{number}.xml",
-                "content_type": "application/xml",
-                "content_base64": base64.b64encode(material.xml_for(index)).decode(),
-            },
+                "filename": f.filename,
+                "content_type": f.content_type,
+                "content_base64": base64.b64encode(f.data).decode(),
+            }
+            for f in document_files(index)
         ],
     }
 

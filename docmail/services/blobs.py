@@ -48,18 +48,35 @@ def check_size(data: bytes, field: str, max_bytes: int) -> None:
         raise ValidationError(f"{field} is empty", field=field)
 
 
-def put_blob(session: Session, data: bytes) -> str:
-    """Store bytes once; concurrent writers of the same content do not conflict."""
-    digest = hashlib.sha256(data).hexdigest()
+def put_blobs(session: Session, contents: list[bytes]) -> list[str]:
+    """Store each distinct content once, in one statement; return every content's digest.
+
+    Concurrent writers of the same content do not conflict.
+    """
+    digests = [hashlib.sha256(data).hexdigest() for data in contents]
+    unique = dict(zip(digests, contents, strict=True))
+    if not unique:
+        return digests
+    now = t.utcnow()
+    rows = [
+        {"sha256": d, "size": len(data), "data": data, "created_at": now}
+        for d, data in unique.items()
+    ]
     dialect = session.get_bind().dialect.name
-    values = {"sha256": digest, "size": len(data), "data": data, "created_at": t.utcnow()}
     if dialect == "postgresql":
-        session.execute(postgresql.insert(t.Blob).values(values).on_conflict_do_nothing())
+        session.execute(postgresql.insert(t.Blob).on_conflict_do_nothing(), rows)
     elif dialect == "sqlite":
-        session.execute(sqlite.insert(t.Blob).values(values).on_conflict_do_nothing())
-    elif session.get(t.Blob, digest) is None:
-        session.add(t.Blob(**values))
-    return digest
+        session.execute(sqlite.insert(t.Blob).on_conflict_do_nothing(), rows)
+    else:
+        for row in rows:
+            if session.get(t.Blob, row["sha256"]) is None:
+                session.add(t.Blob(**row))
+    return digests
+
+
+def put_blob(session: Session, data: bytes) -> str:
+    """Store bytes once (see :func:`put_blobs`); return their digest."""
+    return put_blobs(session, [data])[0]
 
 
 def get_blob(session: Session, digest: str) -> bytes:

@@ -60,6 +60,13 @@ def decode_attachments(runtime: Runtime, data: DocumentIn) -> list[AttachmentDat
     ]
 
 
+def document_values(data: DocumentIn) -> dict[str, Any]:
+    """The document's own columns from the input (not type, party, attachments or run)."""
+    values = data.model_dump(exclude={"type", "party_code", "attachments", "run"}, mode="json")
+    values.update(total=data.total, issue_date=data.issue_date, due_date=data.due_date)
+    return values
+
+
 def _attach(session: Session, doc: t.Document, files: list[AttachmentData], limit: int) -> None:
     for index, item in enumerate(files):
         check_size(item.data, f"attachments[{index}]", limit)
@@ -87,12 +94,11 @@ def create_document(
             if found is not None:
                 return CreatedDocument(found, created=False)
             party = find_party_by_code(session, actor, data.party_code, "party_code")
-            values = data.model_dump(
-                exclude={"type", "party_code", "attachments", "run"}, mode="json"
-            )
-            values.update(total=data.total, issue_date=data.issue_date, due_date=data.due_date)
             doc = t.Document(
-                company_id=actor.company_id, doc_type=data.type, party_id=party.id, **values
+                company_id=actor.company_id,
+                doc_type=data.type,
+                party_id=party.id,
+                **document_values(data),
             )
             session.add(doc)
             _attach(session, doc, files, runtime.settings.max_attachment_bytes)

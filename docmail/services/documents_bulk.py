@@ -9,19 +9,18 @@ bad base64, too large) rejects the whole call, naming the item by its index.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.errors import DocmailError, NotFound, ValidationError
-from docmail.services.blobs import AttachmentData, check_size, decode_base64
+from docmail.services.blobs import AttachmentData, check_size, put_blobs
 from docmail.services.doctypes import get_type_row
+from docmail.services.documents import decode_attachments, document_values
 from docmail.services.inputs import DocumentIn
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -50,14 +49,7 @@ def _decode(
     decoded = []
     for index, item in enumerate(items):
         try:
-            files = [
-                AttachmentData(
-                    a.filename,
-                    a.content_type,
-                    decode_base64(a.content_base64, f"attachments[{n}].content_base64", limit),
-                )
-                for n, a in enumerate(item.attachments)
-            ] + (raw[index] if raw is not None else [])
+            files = decode_attachments(runtime, item) + (raw[index] if raw is not None else [])
             for n, file in enumerate(files):
                 check_size(file.data, f"attachments[{n}]", limit)
         except DocmailError as exc:
@@ -111,28 +103,10 @@ def _existing(
     return {(kind, number): doc_id for kind, number, doc_id in rows}
 
 
-def _put_blobs(session: Session, files: list[AttachmentData]) -> list[str]:
-    """Store every distinct content once (one statement); return each file's digest."""
-    digests = [hashlib.sha256(f.data).hexdigest() for f in files]
-    now = t.utcnow()
-    unique = {d: f for d, f in zip(digests, files, strict=True)}
-    rows = [
-        {"sha256": d, "size": len(f.data), "data": f.data, "created_at": now}
-        for d, f in unique.items()
-    ]
-    if rows:
-        dialect = session.get_bind().dialect.name
-        builder: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(builder(t.Blob).on_conflict_do_nothing(), rows)
-    return digests
-
-
 def _document_row(actor: Actor, item: DocumentIn, party_id: int) -> dict[str, Any]:
     now = t.utcnow()
-    values = item.model_dump(exclude={"type", "party_code", "attachments", "run"}, mode="json")
-    values.update(total=item.total, issue_date=item.issue_date, due_date=item.due_date)
     return {
-        **values,
+        **document_values(item),
         "company_id": actor.company_id,
         "doc_type": item.type,
         "party_id": party_id,
@@ -155,7 +129,7 @@ def _insert_new(
         insert(t.Document).returning(t.Document.id, sort_by_parameter_order=True), rows
     ).all()
     files = [f for _, _, item_files in new for f in item_files]
-    digests = iter(_put_blobs(session, files))
+    digests = iter(put_blobs(session, [f.data for f in files]))
     attachment_rows = [
         {
             "document_id": doc_id,

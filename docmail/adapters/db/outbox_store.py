@@ -23,7 +23,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    Update,
     and_,
     bindparam,
     delete,
@@ -220,6 +219,42 @@ def claim(engine: Engine, worker: str, limit: int, lease: timedelta, now: dateti
     return claims
 
 
+# Built once with bound parameters: the worker records every message with these,
+# and building and hashing a fresh UPDATE each time cost more than running it.
+# An UPDATE of a message only applies while the worker still holds its claim.
+_OWNED = update(t.Message).where(
+    t.Message.id == bindparam("p_message_id"),
+    t.Message.locked_by == bindparam("p_worker"),
+    t.Message.state == MessageState.SENDING.value,
+)
+_ATTEMPT = update(t.MessageAttempt).where(
+    t.MessageAttempt.message_id == bindparam("p_message_id"),
+    t.MessageAttempt.number == bindparam("p_attempt"),
+)
+_MARK_SENT = _OWNED.values(
+    state=MessageState.SENT.value,
+    sent_at=bindparam("p_now"),
+    smtp_code=bindparam("p_code"),
+    server_reply=bindparam("p_reply"),
+    last_error=None,
+    locked_until=None,
+    updated_at=bindparam("p_now"),
+)
+_FINISH_SENT = _ATTEMPT.values(
+    outcome="sent",
+    smtp_code=bindparam("p_code"),
+    detail=bindparam("p_reply"),
+    finished_at=bindparam("p_now"),
+)
+
+
+def _claim_params(claim: Claim, worker: str | None = None) -> dict[str, object]:
+    params: dict[str, object] = {"p_message_id": claim.message_id, "p_attempt": claim.attempt}
+    if worker is not None:
+        params["p_worker"] = worker
+    return params
+
+
 def _finish_attempt(
     conn: Connection,
     claim: Claim,
@@ -229,70 +264,16 @@ def _finish_attempt(
     now: datetime,
 ) -> None:
     conn.execute(
-        update(t.MessageAttempt)
-        .where(
-            t.MessageAttempt.message_id == claim.message_id,
-            t.MessageAttempt.number == claim.attempt,
-        )
-        .values(outcome=outcome, smtp_code=code, detail=detail, finished_at=now)
+        _ATTEMPT.values(outcome=outcome, smtp_code=code, detail=detail, finished_at=now),
+        _claim_params(claim),
     )
-
-
-def _owned(message_id: int, worker: str) -> Update:
-    """An UPDATE of a message that only applies while ``worker`` still holds its claim."""
-    return update(t.Message).where(
-        t.Message.id == message_id,
-        t.Message.locked_by == worker,
-        t.Message.state == MessageState.SENDING.value,
-    )
-
-
-# Built once: the worker records every sent message with these two statements, and
-# building and hashing a fresh UPDATE each time cost more than running it.
-_MARK_SENT = (
-    update(t.Message)
-    .where(
-        t.Message.id == bindparam("p_message_id"),
-        t.Message.locked_by == bindparam("p_worker"),
-        t.Message.state == MessageState.SENDING.value,
-    )
-    .values(
-        state=MessageState.SENT.value,
-        sent_at=bindparam("p_now"),
-        smtp_code=bindparam("p_code"),
-        server_reply=bindparam("p_reply"),
-        last_error=None,
-        locked_until=None,
-        updated_at=bindparam("p_now"),
-    )
-)
-_FINISH_SENT = (
-    update(t.MessageAttempt)
-    .where(
-        t.MessageAttempt.message_id == bindparam("p_message_id"),
-        t.MessageAttempt.number == bindparam("p_attempt"),
-    )
-    .values(
-        outcome="sent",
-        smtp_code=bindparam("p_code"),
-        detail=bindparam("p_reply"),
-        finished_at=bindparam("p_now"),
-    )
-)
 
 
 def mark_sent(
     engine: Engine, worker: str, claim: Claim, code: int, reply: str, now: datetime
 ) -> bool:
     """Record success; False if this worker no longer owns the message (lease lost)."""
-    params = {
-        "p_message_id": claim.message_id,
-        "p_attempt": claim.attempt,
-        "p_worker": worker,
-        "p_code": code,
-        "p_reply": reply,
-        "p_now": now,
-    }
+    params = {**_claim_params(claim, worker), "p_code": code, "p_reply": reply, "p_now": now}
     with engine.begin() as conn:
         result = conn.execute(_MARK_SENT, params)
         conn.execute(_FINISH_SENT, params)
@@ -323,7 +304,7 @@ def mark_failed_attempt(
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     with engine.begin() as conn:
-        result = conn.execute(_owned(claim.message_id, worker).values(**values))
+        result = conn.execute(_OWNED.values(**values), _claim_params(claim, worker))
         _finish_attempt(conn, claim, state.value, code, error, now)
         return bool(result.rowcount)
 
@@ -333,12 +314,13 @@ def release(engine: Engine, worker: str, claims: list[Claim], now: datetime) -> 
     with engine.begin() as conn:
         for item in claims:
             conn.execute(
-                _owned(item.message_id, worker).values(
+                _OWNED.values(
                     state=MessageState.QUEUED.value,
                     locked_until=None,
                     attempts=t.Message.attempts - 1,
                     updated_at=now,
-                )
+                ),
+                _claim_params(item, worker),
             )
             conn.execute(
                 delete(t.MessageAttempt).where(
@@ -378,27 +360,16 @@ class Draft(Protocol):
     document_ids: list[int]
 
 
-def _message_defaults() -> dict[str, Any]:
-    """Every column of a new message that a draft may leave out, with its default."""
-    defaults: dict[str, Any] = {}
-    for key, column in t.Message.__table__.columns.items():
-        if key == "id":
-            continue
-        default = column.default.arg if column.default is not None else None
-        defaults[key] = default(None) if callable(default) else default
-    return defaults
-
-
 def insert_messages(session: Session, drafts: Sequence[Draft]) -> list[int]:
     """Insert messages with one multi-row statement per table; return their ids in order.
 
     A batch chunk queues hundreds of emails: one INSERT per table instead of an
-    ORM flush per message.
+    ORM flush per message. Drafts come from one builder, so they name the same
+    columns; SQLAlchemy fills the other columns' defaults.
     """
     if not drafts:
         return []
-    defaults = _message_defaults()
-    rows = [{**defaults, **draft.values} for draft in drafts]
+    rows = [draft.values for draft in drafts]
     ids = list(
         session.scalars(
             insert(t.Message).returning(t.Message.id, sort_by_parameter_order=True), rows

@@ -213,16 +213,12 @@ class SmtpTransport:
 
     def send(self, envelope_from: str, recipients: list[str], raw: bytes) -> SendResult:
         """Send one message; raise a ``DeliveryError`` subclass if it was not accepted."""
-        if not recipients:
-            raise PermanentDeliveryError("no recipients given; add at least one address")
-        payload = wire_bytes(raw)
-        with self._lock:
-            return self._send_locked(envelope_from, list(recipients), payload)
+        return self.send_meanwhile(envelope_from, recipients, raw, None)
 
     def send_meanwhile(
-        self, envelope_from: str, recipients: list[str], raw: bytes, meanwhile: Meanwhile
+        self, envelope_from: str, recipients: list[str], raw: bytes, meanwhile: Meanwhile | None
     ) -> SendResult:
-        """``send()``, calling ``meanwhile()`` while the server reads the message."""
+        """``send()``, calling ``meanwhile()`` (if given) while the server reads the message."""
         if not recipients:
             raise PermanentDeliveryError("no recipients given; add at least one address")
         payload = wire_bytes(raw)
