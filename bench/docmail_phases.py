@@ -169,69 +169,121 @@ def start_big_batch(config: dict[str, Any], company_id: int, ids: list[int]) -> 
     return {"batch_id": batch_id, "peak_rss_mb": peak_rss_mb()}
 
 
-def _worker_process(config: dict[str, Any], name: str, ready: Any, go: Any, done: Any) -> None:
+def _worker_process(
+    config: dict[str, Any], name: str, ready: Any, go: Any, done: Any, expected: int
+) -> None:
     runtime = runtime_for(config)
     worker = Worker(runtime, name)
     ready.put(name)
     go.wait()
+    cpu_before = time.process_time()
     rounds = 0
-    while True:  # like `docmail worker`, but ends once nothing is left to send
+    while True:  # like `docmail worker`, but ends once all ``expected`` are out
         rounds += 1
         if not worker.run_once():
-            if _unfinished(runtime) == 0:
+            if _all_out(runtime, expected):
                 break
-            time.sleep(0.002)  # another worker holds the rest for a moment
+            time.sleep(0.002)  # another worker holds the rest, or more are on their way
+    finished_at = time.time()
     worker.close_transports()
     runtime.engine.dispose()
-    done.put((name, rounds, peak_rss_mb()))
+    cpu = time.process_time() - cpu_before
+    done.put((name, rounds, peak_rss_mb(), finished_at, cpu))
 
 
-def _unfinished(runtime: Runtime) -> int:
+def _all_out(runtime: Runtime, expected: int) -> bool:
+    """Nothing left to send or expand, and ``expected`` messages sent."""
     with runtime.session() as session:
-        return int(
-            session.scalar(
-                select(func.count()).where(t.Message.state.in_(["queued", "retrying", "sending"]))
-            )
-            or 0
-        ) + int(
-            session.scalar(
-                select(func.count()).where(t.Batch.state.in_(["receiving", "ready", "expanding"]))
-            )
-            or 0
+        states = dict(
+            session.execute(select(t.Message.state, func.count()).group_by(t.Message.state)).all()
         )
+        expanding = session.scalar(
+            select(func.count()).where(t.Batch.state.in_(["receiving", "ready", "expanding"]))
+        )
+    unfinished = sum(states.get(state, 0) for state in ("queued", "retrying", "sending"))
+    return unfinished == 0 and not expanding and states.get("sent", 0) >= expected
 
 
-def deliver(config: dict[str, Any], workers: int, expected: int) -> dict[str, Any]:
-    """Run ``workers`` worker processes until the outbox is empty; time from go to all sent."""
+def _enqueue_process(
+    config: dict[str, Any], company_id: int, count: int, ready: Any, go: Any, done: Any
+) -> None:
+    """The ERP's side for a pipelined run: inputs made up first, then handed over on ``go``."""
+    runtime = runtime_for(config)
+    actor = Actor(company_id, Role.ADMIN)
+    chunks = [
+        (
+            [DocumentIn.model_validate(document_fields(i)) for i in chunk],
+            [document_files(i) for i in chunk],
+        )
+        for chunk in _chunks(0, count)
+    ]
+    ready.put("enqueue")
+    go.wait()
+    started_at = time.time()
+    for items, files in chunks:
+        created = create_documents(runtime, actor, items, files)
+        send_batch(runtime, actor, BatchIn(document_ids=[c.id for c in created]))
+    runtime.engine.dispose()
+    done.put(("enqueue", started_at, time.time() - started_at))
+
+
+def deliver(
+    config: dict[str, Any], workers: int, expected: int, *, arriving_for: int | None = None
+) -> dict[str, Any]:
+    """Run ``workers`` worker processes until ``expected`` messages are sent.
+
+    Without ``arriving_for`` the outbox is already full: time from go to all sent.
+    With it (a company id), the documents are created while the workers already
+    poll, as under ``docmail serve``: time from the first document handed to
+    docmail to the last message accepted by the server.
+    """
     ctx = mp.get_context("spawn")
-    ready, go, done = ctx.Queue(), ctx.Event(), ctx.Queue()
+    ready, go, done, enqueued = ctx.Queue(), ctx.Event(), ctx.Queue(), ctx.Queue()
     processes = [
-        ctx.Process(target=_worker_process, args=(config, f"bench-{i}", ready, go, done))
+        ctx.Process(target=_worker_process, args=(config, f"bench-{i}", ready, go, done, expected))
         for i in range(workers)
     ]
+    if arriving_for is not None:
+        processes.append(
+            ctx.Process(
+                target=_enqueue_process,
+                args=(config, arriving_for, expected, ready, go, enqueued),
+            )
+        )
     for process in processes:
         process.start()
     for _ in processes:
-        ready.get(timeout=120)  # imports and runtime built before the clock starts
-    started = time.perf_counter()
+        ready.get(timeout=300)  # imports, runtime and inputs ready before the clock starts
+    started_at = time.time()
     go.set()
-    reports = [done.get(timeout=3600) for _ in processes]
-    seconds = time.perf_counter() - started
+    if arriving_for is not None:
+        _, started_at, enqueue_seconds = enqueued.get(timeout=3600)
+    reports = [done.get(timeout=3600) for _ in range(workers)]
+    seconds = max(report[3] for report in reports) - started_at
     for process in processes:
         process.join(30)
+    states = _states(config)
+    if states.get("sent", 0) < expected:
+        raise RuntimeError(f"expected {expected} sent messages, the outbox says {states}")
+    result = {
+        "seconds": seconds,
+        "states": states,
+        "peak_rss_mb": max(report[2] for report in reports),
+        "worker_cpu_ms_per_message": 1000 * sum(report[4] for report in reports) / expected,
+    }
+    if arriving_for is not None:
+        result["enqueue_seconds"] = enqueue_seconds
+    return result
+
+
+def _states(config: dict[str, Any]) -> dict[str, int]:
     runtime = runtime_for(config)
     with runtime.session() as session:
         states = dict(
             session.execute(select(t.Message.state, func.count()).group_by(t.Message.state)).all()
         )
     runtime.engine.dispose()
-    if states.get("sent", 0) < expected:
-        raise RuntimeError(f"expected {expected} sent messages, the outbox says {states}")
-    return {
-        "seconds": seconds,
-        "states": states,
-        "peak_rss_mb": max(r[2] for r in reports),
-    }
+    return states
 
 
 def _serve(config: dict[str, Any], port: int) -> None:
