@@ -18,6 +18,7 @@ from docmail.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_PAGE_SIZE = 16_384
 SQLITE_FULL = 13
 POSTGRES_DISK_FULL = "53100"
 
@@ -26,6 +27,10 @@ def _configure_sqlite(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     # WAL lets the API read while the worker writes; busy_timeout makes writers wait
     # for each other instead of failing with "database is locked".
     cursor = dbapi_conn.cursor()
+    # A new database gets 16 KB pages: each document keeps its PDF and XML (tens of
+    # KB) as blobs, and fewer, larger overflow pages make storing them ~17% cheaper
+    # (bench/throughput.py; 32 and 64 KB were slower). No effect on an existing file.
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
