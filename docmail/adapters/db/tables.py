@@ -297,6 +297,7 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("company_id", "idempotency_key"),
         Index("ix_messages_claim", "state", "next_attempt_at"),
+        Index("ix_messages_account_due", "account_id", "state", "next_attempt_at", "id"),
         Index("ix_messages_company_created", "company_id", "created_at"),
         Index("ix_messages_batch_state", "batch_id", "state"),
     )
