@@ -50,6 +50,9 @@ class AccountDelivery:
     policy: RetryPolicy
     claims: list[store.Claim]
     stopping: Callable[[], bool]
+    # Claims more of this account's messages while the last one is being sent, so
+    # the next claim overlaps the server instead of leaving it idle between rounds.
+    more: Callable[[], list[store.Claim]] | None = None
     sent: int = 0
     _emails: dict[int, ClaimedEmail] = field(default_factory=dict)
     _prepared: dict[int, _Prepared | DeliveryError] = field(default_factory=dict)
@@ -118,9 +121,20 @@ class AccountDelivery:
         """While the server reads a message: commit the last outcome, build the next bytes."""
         try:
             self._flush()
+            self._claim_more(next_index)
             self._prepare(next_index)
         except BaseException as exc:  # re-raised once the server has answered
             self._deferred = exc
+
+    def _claim_more(self, next_index: int) -> None:
+        if next_index < len(self.claims) or self.more is None or self.stopping():
+            return
+        more, self.more = self.more, None  # kept only while it finds work
+        claimed = more()
+        if claimed:
+            self.claims.extend(claimed)
+            self._loaded_to = next_index  # the window read so far ended before these
+            self.more = more
 
     def _raise_deferred(self) -> None:
         if self._deferred is not None:

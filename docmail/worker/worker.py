@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 from docmail.adapters.db import outbox_store as store
@@ -30,6 +31,7 @@ from docmail.worker.delivery import AccountDelivery
 
 log = logging.getLogger("docmail.worker")
 HEARTBEAT_SECONDS = 10.0
+CLAIMS_AHEAD = 10  # further claims per account pass, each up to worker_batch_size
 
 
 def default_worker_name() -> str:
@@ -86,20 +88,42 @@ class Worker:
         return self._deliver_due() + int(expanded) + scheduled
 
     def _deliver_due(self) -> int:
+        claims = self._claim()
+        by_account: dict[int, list[store.Claim]] = defaultdict(list)
+        for item in claims:
+            by_account[item.account_id].append(item)
+        # Each pass may claim more of its account's messages as it goes.
+        return sum(
+            self._deliver_account(account_id, items) for account_id, items in by_account.items()
+        )
+
+    def _claim(self, account_id: int | None = None) -> list[store.Claim]:
         settings = self.runtime.settings
-        claims = store.claim(
+        return store.claim(
             self.runtime.engine,
             self.name,
             settings.worker_batch_size,
             timedelta(seconds=settings.worker_lease_seconds),
             self.runtime.clock(),
+            account_id,
         )
-        by_account: dict[int, list[store.Claim]] = defaultdict(list)
-        for item in claims:
-            by_account[item.account_id].append(item)
-        for account_id, items in by_account.items():
-            self._deliver_account(account_id, items)
-        return len(claims)
+
+    def _claim_ahead(self, account_id: int) -> Callable[[], list[store.Claim]]:
+        """More of one account's messages, claimed while its connection is busy.
+
+        At most ``CLAIMS_AHEAD`` times per pass, so batches still get expanded,
+        due jobs run, other accounts get their turn and the heartbeat is written.
+        """
+        left = CLAIMS_AHEAD
+
+        def more() -> list[store.Claim]:
+            nonlocal left
+            if left <= 0:
+                return []
+            left -= 1
+            return self._claim(account_id)
+
+        return more
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due (for tests and the CLI's ``send --wait``)."""
@@ -115,9 +139,16 @@ class Worker:
         return total
 
     def _deliver_account(self, account_id: int, items: list[store.Claim]) -> int:
+        """Deliver one account's claims and those claimed ahead; how many were handled."""
         transport, policy = self._transport(account_id)
         delivery = AccountDelivery(
-            self.runtime, self.name, transport, policy, items, self._stop.is_set
+            self.runtime,
+            self.name,
+            transport,
+            policy,
+            items,
+            self._stop.is_set,
+            more=self._claim_ahead(account_id),
         )
         try:
             keep = delivery.run()
@@ -127,7 +158,7 @@ class Worker:
         if not keep:
             self._close_transport(account_id)
         self._sent_since_beat += delivery.sent
-        return delivery.sent
+        return len(delivery.claims)
 
     def _transport(self, account_id: int) -> tuple[Transport, RetryPolicy]:
         """The account's open transport, reused across rounds while the account is unchanged.

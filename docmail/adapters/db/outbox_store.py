@@ -72,7 +72,9 @@ class AccountLimits:
     max_concurrency: int | None = None
 
 
-def _due_accounts(conn: Connection, now: datetime) -> list[AccountLimits]:
+def _due_accounts(
+    conn: Connection, now: datetime, account_id: int | None = None
+) -> list[AccountLimits]:
     """Accounts with due messages, not paused, of companies not paused; oldest work first."""
     oldest = [
         select(func.min(t.Message.next_attempt_at))
@@ -92,6 +94,8 @@ def _due_accounts(conn: Connection, now: datetime) -> list[AccountLimits]:
         .join(t.Company, t.Company.id == t.MailAccount.company_id)
         .where(t.MailAccount.paused.is_(False), t.Company.sending_paused.is_(False))
     )
+    if account_id is not None:
+        query = query.where(t.MailAccount.id == account_id)
     due: list[tuple[Any, AccountLimits]] = []
     for row in conn.execute(query):
         times = [value for value in row[5:] if value is not None]
@@ -105,11 +109,14 @@ def _count(conn: Connection, query: Select) -> int:
     return int(conn.execute(query).scalar() or 0)
 
 
-def account_budget(conn: Connection, account: AccountLimits, now: datetime, wanted: int) -> int:
-    """How many more messages this account may start now, given its limits.
+def account_budget(
+    conn: Connection, account: AccountLimits, now: datetime, wanted: int, worker: str = ""
+) -> int:
+    """How many more messages ``worker`` may start now on this account, given its limits.
 
     Rate limits count attempts started in the sliding window (what a provider
-    counts); concurrency counts the workers currently holding its messages.
+    counts); concurrency counts the other workers currently holding its messages
+    (a worker claiming ahead on its own connection adds no concurrency).
     """
     budget = wanted
     if account.max_concurrency:
@@ -119,6 +126,7 @@ def account_budget(conn: Connection, account: AccountLimits, now: datetime, want
                 t.Message.account_id == account.id,
                 t.Message.state == MessageState.SENDING.value,
                 t.Message.locked_until >= now,
+                t.Message.locked_by != worker,
             ),
         )
         if holders >= account.max_concurrency:
@@ -215,21 +223,29 @@ def _take(
     return [Claim(r.id, account_id, r.attempts + 1) for r in rows]
 
 
-def claim(engine: Engine, worker: str, limit: int, lease: timedelta, now: datetime) -> list[Claim]:
+def claim(
+    engine: Engine,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime,
+    account_id: int | None = None,
+) -> list[Claim]:
     """Take up to ``limit`` due messages for ``worker`` and count one attempt on each.
 
-    Accounts are visited oldest work first; each gives at most what its rate
-    limits and concurrency allow, so limits hold across any number of workers.
+    Accounts are visited oldest work first (or only ``account_id``); each gives
+    at most what its rate limits and concurrency allow, so limits hold across
+    any number of workers.
     """
     claims: list[Claim] = []
     with write_transaction(engine) as conn:
-        for account in _due_accounts(conn, now):
+        for account in _due_accounts(conn, now, account_id):
             wanted = limit - len(claims)
             if wanted <= 0:
                 break
             if not _lock_account(conn, account.id):
                 continue  # another worker is claiming for this account right now
-            budget = account_budget(conn, account, now, wanted)
+            budget = account_budget(conn, account, now, wanted, worker)
             rows = _due_messages(conn, account.id, now, budget) if budget else []
             if rows:
                 claims += _take(conn, account.id, rows, worker, lease, now)
