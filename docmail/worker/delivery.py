@@ -177,6 +177,7 @@ class AccountDelivery:
                 company_id = self._emails[item.message_id].company_id
                 store.mark_bouncing(self.runtime.engine, company_id, permanent, refused)
             store.mark_sent(self.runtime.engine, self.worker, item, result.code, reply, now)
+            self._emails.pop(item.message_id, None)  # a pass may hold hundreds of claims
             self.sent += 1
             log.info("message %s sent: %s %s", item.message_id, result.code, reply)
 
@@ -205,6 +206,7 @@ class AccountDelivery:
             store.mark_bouncing(
                 self.runtime.engine, claimed.company_id, exc.recipients, exc.message
             )
+        self._emails.pop(item.message_id, None)
         log.warning("message %s attempt %s: %s", item.message_id, item.attempt, exc.message)
 
     def _pause_for_login(self, item: store.Claim, exc: AuthenticationFailed) -> None:
