@@ -130,6 +130,22 @@ def _chunks(start: int, count: int) -> Iterator[range]:
         yield range(first, min(first + CHUNK, start + count))
 
 
+def _inputs(chunk: range) -> tuple[list[DocumentIn], list[list[AttachmentData]]]:
+    """What an ERP hands over for documents ``chunk``: the fields and the files."""
+    return (
+        [DocumentIn.model_validate(document_fields(i)) for i in chunk],
+        [document_files(i) for i in chunk],
+    )
+
+
+def _hand_over(
+    runtime: Runtime, actor: Actor, items: list[DocumentIn], files: list[list[AttachmentData]]
+) -> None:
+    """Store the documents and queue one email each (what the service layer is timed on)."""
+    created = create_documents(runtime, actor, items, files)
+    send_batch(runtime, actor, BatchIn(document_ids=[c.id for c in created]))
+
+
 def enqueue_service(
     config: dict[str, Any], company_id: int, start: int, count: int
 ) -> dict[str, Any]:
@@ -138,11 +154,9 @@ def enqueue_service(
     actor = Actor(company_id, Role.ADMIN)
     seconds = 0.0
     for chunk in _chunks(start, count):
-        items = [DocumentIn.model_validate(document_fields(i)) for i in chunk]
-        files = [document_files(i) for i in chunk]
+        items, files = _inputs(chunk)
         began = time.perf_counter()  # making up the input is the ERP's work, not docmail's
-        created = create_documents(runtime, actor, items, files)
-        send_batch(runtime, actor, BatchIn(document_ids=[c.id for c in created]))
+        _hand_over(runtime, actor, items, files)
         seconds += time.perf_counter() - began
     runtime.engine.dispose()
     return {"seconds": seconds, "peak_rss_mb": peak_rss_mb()}
@@ -154,8 +168,7 @@ def create_only(config: dict[str, Any], company_id: int, start: int, count: int)
     actor = Actor(company_id, Role.ADMIN)
     ids: list[int] = []
     for chunk in _chunks(start, count):
-        items = [DocumentIn.model_validate(document_fields(i)) for i in chunk]
-        created = create_documents(runtime, actor, items, [document_files(i) for i in chunk])
+        created = create_documents(runtime, actor, *_inputs(chunk))
         ids.extend(c.id for c in created)
     runtime.engine.dispose()
     return ids
@@ -193,10 +206,8 @@ def _worker_process(
 
 def _all_out(runtime: Runtime, expected: int) -> bool:
     """Nothing left to send or expand, and ``expected`` messages sent."""
+    states = _message_states(runtime)
     with runtime.session() as session:
-        states = dict(
-            session.execute(select(t.Message.state, func.count()).group_by(t.Message.state)).all()
-        )
         expanding = session.scalar(
             select(func.count()).where(t.Batch.state.in_(["receiving", "ready", "expanding"]))
         )
@@ -210,19 +221,12 @@ def _enqueue_process(
     """The ERP's side for a pipelined run: inputs made up first, then handed over on ``go``."""
     runtime = runtime_for(config)
     actor = Actor(company_id, Role.ADMIN)
-    chunks = [
-        (
-            [DocumentIn.model_validate(document_fields(i)) for i in chunk],
-            [document_files(i) for i in chunk],
-        )
-        for chunk in _chunks(0, count)
-    ]
+    chunks = [_inputs(chunk) for chunk in _chunks(0, count)]
     ready.put("enqueue")
     go.wait()
     started_at = time.time()
     for items, files in chunks:
-        created = create_documents(runtime, actor, items, files)
-        send_batch(runtime, actor, BatchIn(document_ids=[c.id for c in created]))
+        _hand_over(runtime, actor, items, files)
     runtime.engine.dispose()
     done.put(("enqueue", started_at, time.time() - started_at))
 
@@ -276,12 +280,16 @@ def deliver(
     return result
 
 
+def _message_states(runtime: Runtime) -> dict[str, int]:
+    """How many messages are in each state."""
+    with runtime.session() as session:
+        rows = session.execute(select(t.Message.state, func.count()).group_by(t.Message.state))
+        return {state: int(count) for state, count in rows}
+
+
 def _states(config: dict[str, Any]) -> dict[str, int]:
     runtime = runtime_for(config)
-    with runtime.session() as session:
-        states = dict(
-            session.execute(select(t.Message.state, func.count()).group_by(t.Message.state)).all()
-        )
+    states = _message_states(runtime)
     runtime.engine.dispose()
     return states
 
