@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from docmail.adapters.db import tables as t
 from docmail.services.accounts import create_account
 from docmail.services.inputs import AccountIn
 from docmail.services.runtime import Actor, Runtime
-from tests.support.outbox import company_with_account
+from tests.support.outbox import company_with_account, outbox_row
 
 LEASE = timedelta(minutes=5)
 
@@ -35,29 +34,7 @@ def _second_account(runtime: Runtime, actor: Actor) -> int:
 
 def _message(runtime: Runtime, actor: Actor, account_id: int, **fields: Any) -> int:
     """One outbox row with the given state and times (set up directly: the claim is under test)."""
-    now = runtime.clock()
-    row = {
-        "company_id": actor.company_id,
-        "account_id": account_id,
-        "state": "queued",
-        "from_email": "facturas@outbox.mx",
-        "from_name": "",
-        "to": ["cliente@p1.mx"],
-        "cc": [],
-        "bcc": [],
-        "subject": "Factura",
-        "body_html": "<p>Factura</p>",
-        "body_text": "Factura\n",
-        "message_id_header": f"<{uuid.uuid4().hex}@outbox.mx>",
-        "date_header": now,
-        "attempts": 0,
-        "attempts_at_queue": 0,
-        "queued_at": now,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-        **fields,
-    }
+    row = outbox_row(actor, account_id, runtime.clock(), **fields)
     with runtime.engine.begin() as conn:
         return int(conn.execute(insert(t.Message).returning(t.Message.id), row).scalar_one())
 
@@ -156,14 +133,8 @@ def test_a_claim_costs_the_same_with_a_short_or_a_long_queue(runtime: Runtime) -
         _message(runtime, actor, account, **due)
     short = _vm_steps_of_a_claim(runtime, now)
     with runtime.engine.begin() as conn:
-        row = conn.execute(select(t.Message.__table__).limit(1)).mappings().one()
-        template = {k: v for k, v in row.items() if k != "id"}
         conn.execute(
-            insert(t.Message),
-            [
-                {**template, "state": "queued", "message_id_header": f"<{i}@long.mx>", **due}
-                for i in range(5000)
-            ],
+            insert(t.Message), [outbox_row(actor, account, now, **due) for _ in range(5000)]
         )
     long = _vm_steps_of_a_claim(runtime, now)
     assert short > 0, "the progress handler saw the claim"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +13,13 @@ from sqlalchemy import insert, select
 
 from docmail.adapters.db import tables as t
 from docmail.services.runtime import Actor, Runtime
-from tests.support.outbox import company_with_account, queue_invoices, start_worker, states
+from tests.support.outbox import (
+    company_with_account,
+    outbox_row,
+    queue_invoices,
+    start_worker,
+    states,
+)
 from tests.support.smtp_server import SmtpTestServer
 
 
@@ -22,27 +27,15 @@ def _bulk_queue(runtime: Runtime, actor: Actor, account_id: int, count: int) -> 
     """Insert ``count`` queued messages directly (setup shortcut: the drain is under test)."""
     now = runtime.clock()
     rows = [
-        {
-            "company_id": actor.company_id,
-            "account_id": account_id,
-            "state": "queued",
-            "from_email": "facturas@outbox.mx",
-            "from_name": "",
-            "to": [f"cliente{i % 50}@p1.mx"],
-            "cc": [],
-            "bcc": [],
-            "subject": f"Factura S-{i}",
-            "body_html": f"<p>Factura S-{i}</p>",
-            "body_text": f"Factura S-{i}\n",
-            "message_id_header": f"<{uuid.uuid4().hex}@outbox.mx>",
-            "date_header": now,
-            "attempts": 0,
-            "attempts_at_queue": 0,
-            "queued_at": now,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
+        outbox_row(
+            actor,
+            account_id,
+            now,
+            to=[f"cliente{i % 50}@p1.mx"],
+            subject=f"Factura S-{i}",
+            body_html=f"<p>Factura S-{i}</p>",
+            body_text=f"Factura S-{i}\n",
+        )
         for i in range(count)
     ]
     with runtime.engine.begin() as conn:

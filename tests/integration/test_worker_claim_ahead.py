@@ -15,8 +15,14 @@ from tests.support.outbox import company_with_account, queue_invoices, states
 from tests.support.smtp_server import ReceivedMessage, SmtpTestServer
 
 
-def _with_batch_size(runtime: Runtime, size: int) -> None:
-    runtime.settings = dataclasses.replace(runtime.settings, worker_batch_size=size)
+def _worker_with_queued(
+    runtime: Runtime, server: SmtpTestServer, batch_size: int, count: int
+) -> Worker:
+    """``count`` invoice emails queued for ``server``, and a worker claiming ``batch_size``."""
+    runtime.settings = dataclasses.replace(runtime.settings, worker_batch_size=batch_size)
+    actor, _ = company_with_account(runtime, server.port)
+    queue_invoices(runtime, actor, count)
+    return Worker(runtime, "ahead")
 
 
 def _each_once(server: SmtpTestServer, count: int) -> None:
@@ -27,10 +33,7 @@ def _each_once(server: SmtpTestServer, count: int) -> None:
 def test_one_pass_sends_more_than_one_claim_over_the_same_connection(
     runtime: Runtime, smtp_server_plain: SmtpTestServer
 ) -> None:
-    _with_batch_size(runtime, 5)
-    actor, _ = company_with_account(runtime, smtp_server_plain.port)
-    queue_invoices(runtime, actor, 23)
-    worker = Worker(runtime, "ahead")
+    worker = _worker_with_queued(runtime, smtp_server_plain, 5, 23)
 
     assert worker.run_once() == 23, "five claims of five (the last one short) in one pass"
     worker.close_transports()
@@ -46,10 +49,7 @@ def test_one_pass_sends_more_than_one_claim_over_the_same_connection(
 def test_claiming_ahead_stops_after_a_few_claims_so_the_worker_loop_gets_its_turn(
     runtime: Runtime, smtp_server_plain: SmtpTestServer
 ) -> None:
-    _with_batch_size(runtime, 2)
-    actor, _ = company_with_account(runtime, smtp_server_plain.port)
-    queue_invoices(runtime, actor, 30)
-    worker = Worker(runtime, "ahead")
+    worker = _worker_with_queued(runtime, smtp_server_plain, 2, 30)
 
     first = worker.run_once()
     assert first == 2 * (1 + worker_module.CLAIMS_AHEAD)
@@ -62,10 +62,7 @@ def test_claiming_ahead_stops_after_a_few_claims_so_the_worker_loop_gets_its_tur
 def test_a_stopping_worker_gives_back_what_it_claimed_ahead(
     runtime: Runtime, smtp_server_plain: SmtpTestServer
 ) -> None:
-    _with_batch_size(runtime, 3)
-    actor, _ = company_with_account(runtime, smtp_server_plain.port)
-    queue_invoices(runtime, actor, 12)
-    worker = Worker(runtime, "ahead")
+    worker = _worker_with_queued(runtime, smtp_server_plain, 3, 12)
     record = smtp_server_plain._state.record
 
     def stop_after_four(message: ReceivedMessage) -> str:

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,33 @@ def company_with_account(runtime: Runtime, port: int, **account: Any) -> tuple[A
         ),
     )
     return actor, created.id
+
+
+def outbox_row(actor: Actor, account_id: int, now: datetime, **fields: Any) -> dict[str, Any]:
+    """The values of one queued outbox message, due ``now`` (for inserting rows directly
+    where the set-up is not what a test is about); ``fields`` override any of them."""
+    return {
+        "company_id": actor.company_id,
+        "account_id": account_id,
+        "state": "queued",
+        "from_email": "facturas@outbox.mx",
+        "from_name": "",
+        "to": ["cliente@p1.mx"],
+        "cc": [],
+        "bcc": [],
+        "subject": "Factura",
+        "body_html": "<p>Factura</p>",
+        "body_text": "Factura\n",
+        "message_id_header": f"<{uuid.uuid4().hex}@outbox.mx>",
+        "date_header": now,
+        "attempts": 0,
+        "attempts_at_queue": 0,
+        "queued_at": now,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
 
 
 def queue_invoices(runtime: Runtime, actor: Actor, count: int, prefix: str = "K") -> list[int]:
