@@ -110,7 +110,7 @@ def _count(conn: Connection, query: Select) -> int:
 
 
 def account_budget(
-    conn: Connection, account: AccountLimits, now: datetime, wanted: int, worker: str = ""
+    conn: Connection, account: AccountLimits, now: datetime, wanted: int, worker: str
 ) -> int:
     """How many more messages ``worker`` may start now on this account, given its limits.
 
