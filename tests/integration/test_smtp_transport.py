@@ -94,6 +94,24 @@ def test_bare_line_feeds_are_sent_as_crlf(smtp_server_plain: SmtpTestServer) -> 
     assert smtp_server_plain.wait_for(1)[0].raw == raw.replace(b"\n", b"\r\n")
 
 
+@pytest.mark.parametrize("overlapped", [False, True], ids=["send", "send_meanwhile"])
+def test_lines_that_start_with_a_dot_arrive_unchanged(
+    smtp_server_plain: SmtpTestServer, overlapped: bool
+) -> None:
+    # The lone "." line would end DATA early if it were not doubled on the wire.
+    body = b".first\r\n.\r\n..two dots\r\nmiddle. dot\r\n.\r\n.last"
+    raw = b"Subject: dots\r\nFrom: a@b.test\r\n\r\n" + body
+    called: list[int] = []
+    with SmtpTransport(smtp_server_plain.client_settings()) as transport:
+        if overlapped:
+            transport.send_meanwhile(SENDER, [CUSTOMER], raw, lambda: called.append(1))
+        else:
+            transport.send(SENDER, [CUSTOMER], raw)
+
+    assert smtp_server_plain.wait_for(1)[0].raw == raw + b"\r\n"
+    assert called == ([1] if overlapped else [])
+
+
 def test_eight_bit_messages_are_announced_as_8bitmime(smtp_server_plain: SmtpTestServer) -> None:
     raw = "Subject: año\r\n\r\nPago en €, señor.\r\n".encode()
     with SmtpTransport(smtp_server_plain.client_settings()) as transport:

@@ -12,7 +12,6 @@ Every library error is translated at this edge (``raise ... from exc``) into
 
 from __future__ import annotations
 
-import re
 import smtplib
 import ssl
 import threading
@@ -446,25 +445,30 @@ class SmtpTransport:
         return translate_error(exc, ctx)
 
 
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-
-
 def _data(conn: _Connection, payload: bytes, meanwhile: Meanwhile | None) -> tuple[int, bytes]:
-    """smtplib's ``data()``, with ``meanwhile()`` run between sending and reading the reply."""
-    if meanwhile is None:
-        return conn.data(payload)
+    """smtplib's ``data()``, with ``meanwhile()`` (if any) run between sending and reading
+    the reply."""
     conn.putcmd("data")
     code, reply = conn.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
-    # RFC 5321 4.5.2 transparency; the search first because few messages need it.
-    dotted = payload.startswith(b".") or b"\n." in payload
-    stuffed = _LEADING_DOT.sub(b"..", payload) if dotted else payload
+    conn.send(data_on_the_wire(payload))
+    if meanwhile is not None:
+        meanwhile()
+    return conn.getreply()
+
+
+def data_on_the_wire(payload: bytes) -> bytes:
+    """The DATA body as sent: lines starting with a dot get another (RFC 5321 4.5.2
+    transparency), ended by ``<CRLF>.<CRLF>``. ``payload`` already ends lines in CRLF."""
+    # bytes.replace rather than smtplib's multi-line regex: ~0.08 instead of ~0.4 ms for
+    # a 130 KB message, and this runs while the server waits for the message.
+    stuffed = payload.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
-    conn.send(stuffed + b".\r\n")
-    meanwhile()
-    return conn.getreply()
+    return stuffed + b".\r\n"
 
 
 # --------------------------------------------------------------------------------------
