@@ -14,7 +14,7 @@ from docmail.adapters.db import tables as t
 from docmail.adapters.mime import AttachmentPart, OutgoingEmail, new_message_id, render_bytes
 from docmail.domain.outbox import CLAIMABLE_STATES, MessageState
 from docmail.errors import Conflict, NotFound, ValidationError
-from docmail.services.blobs import get_blob
+from docmail.services.blobs import get_blob, get_blobs
 from docmail.services.runtime import Actor, Role, Runtime
 
 MESSAGE_OPTIONS = (selectinload(t.Message.attachments), selectinload(t.Message.document_links))
@@ -133,10 +133,7 @@ def claimed_emails(session: Session, message_ids: list[int]) -> dict[int, Claime
         .where(t.MessageAttachment.message_id.in_(message_ids))
         .order_by(t.MessageAttachment.id)
     ).all()
-    digests = {a.blob_sha256 for a in attachments}
-    blobs = dict(
-        session.execute(select(t.Blob.sha256, t.Blob.data).where(t.Blob.sha256.in_(digests))).all()
-    )
+    blobs = get_blobs(session, (a.blob_sha256 for a in attachments))
     parts: dict[int, list[AttachmentPart]] = {m.id: [] for m in messages}
     for a in attachments:
         if a.blob_sha256 not in blobs:

@@ -139,3 +139,38 @@ def test_a_claim_costs_the_same_with_a_short_or_a_long_queue(runtime: Runtime) -
     long = _vm_steps_of_a_claim(runtime, now)
     assert short > 0, "the progress handler saw the claim"
     assert long < 2 * short, f"{short}00 instructions with 30 waiting, {long}00 with 5,030"
+
+
+def _recorded(runtime: Runtime, message_id: int) -> tuple[Any, ...]:
+    with runtime.session() as session:
+        message = session.get_one(t.Message, message_id)
+        attempt = session.scalars(
+            select(t.MessageAttempt).where(t.MessageAttempt.message_id == message_id)
+        ).one()
+        return (message.state, message.smtp_code, message.locked_by is not None, attempt.outcome,
+                attempt.smtp_code, attempt.detail)  # fmt: skip
+
+
+def test_marking_sent_records_the_message_and_its_attempt_together(runtime: Runtime) -> None:
+    actor, account = company_with_account(runtime, 2)
+    message = _message(runtime, actor, account)
+    (claimed,) = store.claim(runtime.engine, "w1", 10, LEASE, runtime.clock())
+
+    assert store.mark_sent(runtime.engine, "w1", claimed, 250, "2.0.0 queued", runtime.clock())
+    state, code, _, outcome, attempt_code, detail = _recorded(runtime, message)
+    assert (state, code, outcome, attempt_code, detail) == (
+        "sent", 250, "sent", 250, "2.0.0 queued"
+    )  # fmt: skip
+
+
+def test_a_worker_that_lost_its_lease_does_not_mark_the_message_but_its_attempt_is_kept(
+    runtime: Runtime,
+) -> None:
+    actor, account = company_with_account(runtime, 2)
+    message = _message(runtime, actor, account)
+    (claimed,) = store.claim(runtime.engine, "w1", 10, LEASE, runtime.clock())
+
+    assert not store.mark_sent(runtime.engine, "w2", claimed, 250, "ok", runtime.clock())
+    state, _, locked, outcome, _, detail = _recorded(runtime, message)
+    # The message stays w1's; the attempt says the server took it (it did).
+    assert (state, locked, outcome, detail) == ("sending", True, "sent", "ok")

@@ -280,6 +280,12 @@ _FINISH_SENT = _ATTEMPT.values(
     finished_at=bindparam("p_now"),
 )
 
+# PostgreSQL runs both as one statement (the attempt's UPDATE in a WITH clause runs
+# to completion whatever the outer one matches) and in autocommit: one round trip
+# instead of four (BEGIN, two UPDATEs, COMMIT), and still one atomic commit.
+_MARK_SENT_ONE_STATEMENT = _MARK_SENT.add_cte(_FINISH_SENT.cte("finished_attempt"))
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
 
 def _claim_params(claim: Claim, worker: str | None = None) -> dict[str, object]:
     params: dict[str, object] = {"p_message_id": claim.message_id, "p_attempt": claim.attempt}
@@ -307,6 +313,9 @@ def mark_sent(
 ) -> bool:
     """Record success; False if this worker no longer owns the message (lease lost)."""
     params = {**_claim_params(claim, worker), "p_code": code, "p_reply": reply, "p_now": now}
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(**_AUTOCOMMIT) as conn:
+            return bool(conn.execute(_MARK_SENT_ONE_STATEMENT, params).rowcount)
     with engine.begin() as conn:
         result = conn.execute(_MARK_SENT, params)
         conn.execute(_FINISH_SENT, params)
