@@ -14,6 +14,7 @@ import click
 
 from docmail import __version__
 from docmail.adapters.db import tables as t
+from docmail.adapters.db.checkpoint import background_checkpoints
 from docmail.adapters.secrets import RedactQuerySecrets
 from docmail.cli.common import cli, echo_flush, open_runtime
 from docmail.demo import (
@@ -160,7 +161,11 @@ def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) 
     _configure_logging()
     catcher: Any = None
     workers: Any = None
-    with Shutdown().installed() as shutdown, open_runtime() as runtime:
+    with (
+        Shutdown().installed() as shutdown,
+        open_runtime() as runtime,
+        background_checkpoints(runtime.engine),
+    ):
         try:
             info = None
             if demo:
@@ -194,7 +199,11 @@ def worker(concurrency: int) -> None:
     DOCMAIL_DATABASE_URL: each message is claimed by one worker at a time.
     """
     _configure_logging()
-    with Shutdown().installed() as shutdown, open_runtime() as runtime:
+    with (
+        Shutdown().installed() as shutdown,
+        open_runtime() as runtime,
+        background_checkpoints(runtime.engine),
+    ):
         started = _start_workers(runtime, concurrency)
         echo_flush(f"docmail worker: {concurrency} thread(s) delivering; Ctrl-C to stop")
         try:

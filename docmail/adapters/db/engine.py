@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from docmail.adapters.db.checkpoint import FALLBACK_PAGES
 from docmail.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -35,6 +36,8 @@ def _configure_sqlite(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Serve and worker checkpoint from a thread (checkpoint.py); this is the fallback.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
     cursor.close()
 
 
