@@ -152,8 +152,12 @@ class AccountDelivery:
             return None
         try:
             email = claimed.email
+            raw = render_bytes(email)
+            get_ready = getattr(self.transport, "prepare", None)  # optional (SMTP has it)
+            if get_ready is not None:
+                get_ready(raw)
             built: _Prepared | DeliveryError = _Prepared(
-                render_bytes(email), [parseaddr(a)[1] for a in email.envelope_recipients]
+                raw, [parseaddr(a)[1] for a in email.envelope_recipients]
             )
         except (ValueError, TypeError, UnicodeError) as exc:
             # A row that cannot become a message will never send: fail it, not the round.

@@ -112,6 +112,20 @@ def test_lines_that_start_with_a_dot_arrive_unchanged(
     assert called == ([1] if overlapped else [])
 
 
+def test_a_message_prepared_ahead_is_sent_as_itself_and_never_in_place_of_another(
+    smtp_server_plain: SmtpTestServer,
+) -> None:
+    first = b"Subject: one\r\n\r\n.dot first\r\n"
+    second = b"Subject: two\r\n\r\nsecond\r\n"
+    with SmtpTransport(smtp_server_plain.client_settings()) as transport:
+        transport.prepare(first)
+        transport.send(SENDER, [CUSTOMER], first)
+        transport.prepare(first)  # prepared, but something else goes out next
+        transport.send(SENDER, [CUSTOMER], second)
+
+    assert [m.raw for m in smtp_server_plain.wait_for(2)] == [first, second]
+
+
 def test_eight_bit_messages_are_announced_as_8bitmime(smtp_server_plain: SmtpTestServer) -> None:
     raw = "Subject: año\r\n\r\nPago en €, señor.\r\n".encode()
     with SmtpTransport(smtp_server_plain.client_settings()) as transport:

@@ -166,6 +166,20 @@ class _Progress:
     mail_accepted: bool = False
 
 
+@dataclass(frozen=True)
+class _Payload:
+    """A message as this transport sends it: CRLF lines, and its dot-stuffed DATA bytes."""
+
+    message: bytes
+    data: bytes
+    ascii: bool
+
+    @classmethod
+    def of(cls, raw: bytes) -> _Payload:
+        message = wire_bytes(raw)
+        return cls(message, data_on_the_wire(message), message.isascii())
+
+
 def make_tls_context(settings: SmtpSettings) -> ssl.SSLContext:
     """Client TLS context: system CAs plus ``ca_file``; checks off only if ``verify_tls`` is."""
     context = ssl.create_default_context()
@@ -191,6 +205,7 @@ class SmtpTransport:
         self._conn: _Connection | None = None
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
+        self._ready: tuple[bytes, _Payload] | None = None  # see prepare()
 
     def __enter__(self) -> SmtpTransport:
         return self
@@ -220,9 +235,19 @@ class SmtpTransport:
         """``send()``, calling ``meanwhile()`` (if given) while the server reads the message."""
         if not recipients:
             raise PermanentDeliveryError("no recipients given; add at least one address")
-        payload = wire_bytes(raw)
+        ready = self._ready
+        payload = ready[1] if ready is not None and ready[0] is raw else _Payload.of(raw)
         with self._lock:
             return self._send_locked(envelope_from, list(recipients), payload, meanwhile)
+
+    def prepare(self, raw: bytes) -> None:
+        """Get ``raw`` ready to go out next (line endings, dot-stuffing).
+
+        Optional for callers: the worker calls it while the server still reads the
+        previous message, which takes this work (~0.1 ms per 100 KB) off the time the
+        server waits between messages. ``send`` uses it only for this same object.
+        """
+        self._ready = (raw, _Payload.of(raw))
 
     def check(self) -> str:
         """Open a fresh connection and log in; return the greeting and the login answer."""
@@ -247,7 +272,7 @@ class SmtpTransport:
         self,
         envelope_from: str,
         recipients: list[str],
-        payload: bytes,
+        payload: _Payload,
         meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         for attempt in (1, 2):
@@ -268,7 +293,7 @@ class SmtpTransport:
         progress: _Progress,
         envelope_from: str,
         recipients: list[str],
-        payload: bytes,
+        payload: _Payload,
         meanwhile: Meanwhile | None = None,
     ) -> SendResult:
         conn = self._conn
@@ -284,7 +309,7 @@ class SmtpTransport:
         progress.phase = "RCPT TO"
         refused = self._recipients(conn, recipients)
         progress.phase = "DATA"
-        code, resp = _data(conn, payload, meanwhile)
+        code, resp = _data(conn, payload.data, meanwhile)
         if code != 250:
             raise smtplib.SMTPDataError(code, resp)
         return SendResult(code=code, reply=reply_text(resp), refused=refused)
@@ -304,12 +329,12 @@ class SmtpTransport:
         return refused
 
     def _mail_options(
-        self, conn: _Connection, envelope_from: str, recipients: list[str], payload: bytes
+        self, conn: _Connection, envelope_from: str, recipients: list[str], payload: _Payload
     ) -> list[str]:
         options: list[str] = []
         if conn.has_extn("size"):
-            options.append(f"SIZE={len(payload)}")
-        if not payload.isascii() and conn.has_extn("8bitmime"):
+            options.append(f"SIZE={len(payload.message)}")
+        if not payload.ascii and conn.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
         if needs_smtputf8(envelope_from, recipients):
             if not conn.has_extn("smtputf8"):
@@ -445,14 +470,14 @@ class SmtpTransport:
         return translate_error(exc, ctx)
 
 
-def _data(conn: _Connection, payload: bytes, meanwhile: Meanwhile | None) -> tuple[int, bytes]:
-    """smtplib's ``data()``, with ``meanwhile()`` (if any) run between sending and reading
-    the reply."""
+def _data(conn: _Connection, data: bytes, meanwhile: Meanwhile | None) -> tuple[int, bytes]:
+    """smtplib's ``data()`` for ``data`` already dot-stuffed (:func:`data_on_the_wire`), with
+    ``meanwhile()`` (if any) run between sending and reading the reply."""
     conn.putcmd("data")
     code, reply = conn.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
-    conn.send(data_on_the_wire(payload))
+    conn.send(data)
     if meanwhile is not None:
         meanwhile()
     return conn.getreply()
