@@ -126,6 +126,29 @@ def test_a_message_prepared_ahead_is_sent_as_itself_and_never_in_place_of_anothe
     assert [m.raw for m in smtp_server_plain.wait_for(2)] == [first, second]
 
 
+def test_a_non_ascii_address_goes_out_with_smtputf8_where_the_server_offers_it() -> None:
+    raw = "Subject: envío\r\n\r\nHola, José.\r\n".encode()
+    with SmtpTestServer("none", smtputf8=True) as server:
+        with SmtpTransport(server.client_settings()) as transport:
+            transport.send("facturación@empresa.test", ["josé@ejemplo.test", CUSTOMER], raw)
+        (received,) = server.wait_for(1)
+
+    assert received.mail_from == "facturación@empresa.test"
+    assert received.rcpt_tos == ["josé@ejemplo.test", CUSTOMER]
+    assert received.raw == raw
+
+
+def test_a_non_ascii_address_fails_permanently_where_the_server_lacks_smtputf8(
+    smtp_server_plain: SmtpTestServer,
+) -> None:
+    with (
+        SmtpTransport(smtp_server_plain.client_settings()) as transport,
+        pytest.raises(PermanentDeliveryError, match="SMTPUTF8"),
+    ):
+        transport.send(SENDER, ["josé@ejemplo.test"], b"Subject: x\r\n\r\nx\r\n")
+    assert smtp_server_plain.messages == []
+
+
 def test_eight_bit_messages_are_announced_as_8bitmime(smtp_server_plain: SmtpTestServer) -> None:
     raw = "Subject: año\r\n\r\nPago en €, señor.\r\n".encode()
     with SmtpTransport(smtp_server_plain.client_settings()) as transport:

@@ -254,6 +254,7 @@ class SmtpTestServer:
     users: accounts for AUTH PLAIN/LOGIN; without users the server offers no AUTH.
     auth_required: defaults to True when users are given.
     tls: a ``LocalCA``; without one the server makes its own in a temporary directory.
+    smtputf8: offer SMTPUTF8 (addresses with non-ASCII characters).
     """
 
     def __init__(
@@ -264,6 +265,7 @@ class SmtpTestServer:
         auth_required: bool | None = None,
         tls: LocalCA | None = None,
         stall_seconds: float = 0.0,
+        smtputf8: bool = False,
     ) -> None:
         if security not in ("starttls", "ssl", "none"):
             raise ValueError(f"unknown security {security!r}")
@@ -281,6 +283,7 @@ class SmtpTestServer:
         self._state = _State()
         self._state.stall_seconds = stall_seconds
         self._controller: _Controller | None = None
+        self.smtputf8 = smtputf8
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -297,6 +300,7 @@ class SmtpTestServer:
             "ident": "docmail test server",
             "authenticator": handler.authenticate,
             "auth_require_tls": self.security == "starttls",
+            "enable_SMTPUTF8": self.smtputf8,
         }
         if self.security == "starttls":
             kwargs.update(tls_context=context, require_starttls=True)
