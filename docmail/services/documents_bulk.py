@@ -126,7 +126,7 @@ def _insert_new(
         return {}
     rows = [_document_row(actor, item, parties[item.party_code]) for _, item, _ in new]
     ids = session.scalars(
-        insert(t.Document).returning(t.Document.id, sort_by_parameter_order=True), rows
+        insert(t.table_of(t.Document)).returning(t.Document.id, sort_by_parameter_order=True), rows
     ).all()
     files = [f for _, _, item_files in new for f in item_files]
     digests = iter(put_blobs(session, [f.data for f in files]))
@@ -142,7 +142,7 @@ def _insert_new(
         for f in item_files
     ]
     if attachment_rows:
-        session.execute(insert(t.DocumentAttachment), attachment_rows)
+        session.execute(insert(t.table_of(t.DocumentAttachment)), attachment_rows)
     return {index: doc_id for (index, _, _), doc_id in zip(new, ids, strict=True)}
 
 

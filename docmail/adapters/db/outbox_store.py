@@ -412,11 +412,8 @@ def insert_messages(session: Session, drafts: Sequence[Draft]) -> list[int]:
     if not drafts:
         return []
     rows = [draft.values for draft in drafts]
-    ids = list(
-        session.scalars(
-            insert(t.Message).returning(t.Message.id, sort_by_parameter_order=True), rows
-        )
-    )
+    statement = insert(t.table_of(t.Message)).returning(t.Message.id, sort_by_parameter_order=True)
+    ids = list(session.scalars(statement, rows))
     attachments = [
         {"message_id": message_id, **a}
         for message_id, draft in zip(ids, drafts, strict=True)
@@ -428,9 +425,9 @@ def insert_messages(session: Session, drafts: Sequence[Draft]) -> list[int]:
         for document_id in draft.document_ids
     ]
     if attachments:
-        session.execute(insert(t.MessageAttachment), attachments)
+        session.execute(insert(t.table_of(t.MessageAttachment)), attachments)
     if links:
-        session.execute(insert(t.MessageDocument), links)
+        session.execute(insert(t.table_of(t.MessageDocument)), links)
     return ids
 
 
