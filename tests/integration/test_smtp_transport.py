@@ -149,6 +149,21 @@ def test_a_non_ascii_address_fails_permanently_where_the_server_lacks_smtputf8(
     assert smtp_server_plain.messages == []
 
 
+@pytest.mark.parametrize(
+    "address", ["Cliente <c@example.test>", "c@example.test\r\nRCPT TO:<x@evil.test>", ""]
+)
+def test_an_address_that_is_not_bare_is_refused_before_anything_is_sent(
+    smtp_server_plain: SmtpTestServer, address: str
+) -> None:
+    with SmtpTransport(smtp_server_plain.client_settings()) as transport:
+        with pytest.raises(PermanentDeliveryError, match="not a bare email address"):
+            transport.send(SENDER, [address], b"Subject: x\r\n\r\nbad\r\n")
+        transport.send(SENDER, [CUSTOMER], b"Subject: y\r\n\r\ngood\r\n")  # same transport
+
+    (received,) = smtp_server_plain.wait_for(1)
+    assert received.rcpt_tos == [CUSTOMER] and received.raw.endswith(b"good\r\n")
+
+
 def test_eight_bit_messages_are_announced_as_8bitmime(smtp_server_plain: SmtpTestServer) -> None:
     raw = "Subject: año\r\n\r\nPago en €, señor.\r\n".encode()
     with SmtpTransport(smtp_server_plain.client_settings()) as transport:
