@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
-from sqlalchemy import Connection
-
 from docmail.adapters.db import outbox_store as store
 from docmail.adapters.mime import render_bytes
 from docmail.adapters.smtp.transport import SendResult, Transport, send_meanwhile
@@ -61,23 +59,21 @@ class AccountDelivery:
     _pending: list[tuple[store.Claim, SendResult]] = field(default_factory=list)
     _deferred: BaseException | None = None
     _loaded_to: int = 0
-    _recorder: Connection = field(init=False)  # held through run(): see store.recorder
 
     def run(self) -> bool:
         """Deliver every claim; False when the account must stop (its login was refused)."""
-        with store.recorder(self.runtime.engine) as self._recorder:
-            try:
-                for index, item in enumerate(self.claims):
-                    if self.stopping():
-                        self._flush()
-                        self._release(self.claims[index:])
-                        return True
-                    if not self._deliver(index, item):
-                        self._release(self.claims[index + 1 :])
-                        return False
-                return True
-            finally:
-                self._flush()
+        try:
+            for index, item in enumerate(self.claims):
+                if self.stopping():
+                    self._flush()
+                    self._release(self.claims[index:])
+                    return True
+                if not self._deliver(index, item):
+                    self._release(self.claims[index + 1 :])
+                    return False
+            return True
+        finally:
+            self._flush()
 
     # -- one message ------------------------------------------------------------------
 
@@ -184,7 +180,7 @@ class AccountDelivery:
                 permanent = [r for r, (code, _) in result.refused.items() if code >= 500]
                 company_id = self._emails[item.message_id].company_id
                 store.mark_bouncing(self.runtime.engine, company_id, permanent, refused)
-            store.mark_sent(self._recorder, self.worker, item, result.code, reply, now)
+            store.mark_sent(self.runtime.engine, self.worker, item, result.code, reply, now)
             self._emails.pop(item.message_id, None)  # a pass may hold hundreds of claims
             self.sent += 1
             log.info("message %s sent: %s %s", item.message_id, result.code, reply)

@@ -151,23 +151,16 @@ def _recorded(runtime: Runtime, message_id: int) -> tuple[Any, ...]:
                 attempt.smtp_code, attempt.detail)  # fmt: skip
 
 
-def test_each_send_is_committed_at_once_on_the_connection_a_worker_holds(
-    runtime: Runtime,
-) -> None:
+def test_marking_sent_records_the_message_and_its_attempt_together(runtime: Runtime) -> None:
     actor, account = company_with_account(runtime, 2)
-    first, second = _message(runtime, actor, account), _message(runtime, actor, account)
-    claims = store.claim(runtime.engine, "w1", 10, LEASE, runtime.clock())
+    message = _message(runtime, actor, account)
+    (claimed,) = store.claim(runtime.engine, "w1", 10, LEASE, runtime.clock())
 
-    with store.recorder(runtime.engine) as conn:
-        assert store.mark_sent(conn, "w1", claims[0], 250, "2.0.0 queued", runtime.clock())
-        # Seen by everyone else while the worker still holds its connection:
-        state, code, _, outcome, attempt_code, detail = _recorded(runtime, first)
-        assert (state, code, outcome, attempt_code, detail) == (
-            "sent", 250, "sent", 250, "2.0.0 queued"
-        )  # fmt: skip
-        assert _recorded(runtime, second)[0] == "sending"
-        assert store.mark_sent(conn, "w1", claims[1], 250, "ok", runtime.clock())
-    assert _recorded(runtime, second)[0] == "sent"
+    assert store.mark_sent(runtime.engine, "w1", claimed, 250, "2.0.0 queued", runtime.clock())
+    state, code, _, outcome, attempt_code, detail = _recorded(runtime, message)
+    assert (state, code, outcome, attempt_code, detail) == (
+        "sent", 250, "sent", 250, "2.0.0 queued"
+    )  # fmt: skip
 
 
 def test_a_worker_that_lost_its_lease_does_not_mark_the_message_but_its_attempt_is_kept(
@@ -177,8 +170,7 @@ def test_a_worker_that_lost_its_lease_does_not_mark_the_message_but_its_attempt_
     message = _message(runtime, actor, account)
     (claimed,) = store.claim(runtime.engine, "w1", 10, LEASE, runtime.clock())
 
-    with store.recorder(runtime.engine) as conn:
-        assert not store.mark_sent(conn, "w2", claimed, 250, "ok", runtime.clock())
+    assert not store.mark_sent(runtime.engine, "w2", claimed, 250, "ok", runtime.clock())
     state, _, locked, outcome, _, detail = _recorded(runtime, message)
     # The message stays w1's; the attempt says the server took it (it did).
     assert (state, locked, outcome, detail) == ("sending", True, "sent", "ok")

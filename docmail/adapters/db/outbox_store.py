@@ -13,8 +13,7 @@ a worker whose lease was taken over cannot overwrite the new owner's result.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -309,31 +308,15 @@ def _finish_attempt(
     )
 
 
-@contextmanager
-def recorder(engine: Engine) -> Iterator[Connection]:
-    """A connection a worker holds through a pass to record each sent message on.
-
-    A record is made per message, while the SMTP server reads the next one: holding
-    the connection saves a pool checkout (and PostgreSQL's pre-ping round trip) each
-    time. PostgreSQL runs it in autocommit, where each record is one statement and
-    atomic by itself; SQLite gives each record its own BEGIN IMMEDIATE ... COMMIT.
-    Between records it holds no transaction, so no snapshot and no lock.
-    """
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(**_AUTOCOMMIT)
-        yield conn
-
-
 def mark_sent(
-    conn: Connection, worker: str, claim: Claim, code: int, reply: str, now: datetime
+    engine: Engine, worker: str, claim: Claim, code: int, reply: str, now: datetime
 ) -> bool:
-    """Record success on a :func:`recorder` connection; False if this worker no longer
-    owns the message (lease lost)."""
+    """Record success; False if this worker no longer owns the message (lease lost)."""
     params = {**_claim_params(claim, worker), "p_code": code, "p_reply": reply, "p_now": now}
-    if conn.dialect.name == "postgresql":
-        return bool(conn.execute(_MARK_SENT_ONE_STATEMENT, params).rowcount)
-    with conn.begin():
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(**_AUTOCOMMIT) as conn:
+            return bool(conn.execute(_MARK_SENT_ONE_STATEMENT, params).rowcount)
+    with engine.begin() as conn:
         result = conn.execute(_MARK_SENT, params)
         conn.execute(_FINISH_SENT, params)
         return bool(result.rowcount)
