@@ -6,9 +6,15 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 
-from docmail.adapters.db.checkpoint import FALLBACK_PAGES, background_checkpoints, sqlite_path
+from docmail.adapters.db.checkpoint import (
+    FALLBACK_PAGES,
+    WalCheckpointer,
+    background_checkpoints,
+    sqlite_path,
+)
 from docmail.adapters.db.engine import make_engine
 
 BLOB = 70_000  # about one document's attachments
@@ -67,3 +73,17 @@ def test_postgresql_and_in_memory_databases_get_no_thread(postgres_url: str) -> 
     with background_checkpoints(memory) as checkpointer:
         assert checkpointer is None
     memory.dispose()
+
+
+def test_a_failing_checkpoint_is_logged_once_and_retried_not_once_per_tick(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "not-a-database.sqlite3"
+    broken.write_bytes(b"this is no SQLite file" * 100)
+    checkpointer = WalCheckpointer(str(broken), interval=0.01).start()
+    time.sleep(0.3)  # some thirty attempts
+    checkpointer.stop()
+
+    failures = [r for r in caplog.records if "WAL checkpoint failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert "not a database" in failures[0].getMessage()

@@ -66,11 +66,18 @@ class WalCheckpointer:
     def _loop(self) -> None:
         conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
         try:
+            failing = ""  # said once, not ten times a second (e.g. while the disk is full)
             while not self._stop.wait(self.interval):
                 try:
                     self.run_once(conn)
-                except sqlite3.Error as exc:  # e.g. disk full: commits report it; retry later
-                    log.warning("WAL checkpoint failed: %s", exc)
+                except sqlite3.Error as exc:  # commits report it to callers; retry later
+                    if str(exc) != failing:
+                        log.warning("WAL checkpoint failed (will retry): %s", exc)
+                    failing = str(exc)
+                else:
+                    if failing:
+                        log.info("WAL checkpoints work again")
+                    failing = ""
         finally:
             conn.close()
 
