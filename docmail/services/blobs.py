@@ -78,14 +78,19 @@ def put_blobs(session: Session, contents: list[bytes]) -> list[str]:
 
 
 def get_blobs(session: Session, digests: Iterable[str]) -> dict[str, bytes]:
-    """The stored contents of ``digests`` (those that exist), by digest."""
+    """The stored contents of ``digests``, by digest, in one query; a missing one is an error."""
     wanted = sorted(set(digests))
     if not wanted:
         return {}
     if session.get_bind().dialect.name == "postgresql":
-        return _get_blobs_binary(session, wanted)
-    rows = session.execute(select(t.Blob.sha256, t.Blob.data).where(t.Blob.sha256.in_(wanted)))
-    return {digest: data for digest, data in rows}
+        found = _get_blobs_binary(session, wanted)
+    else:
+        rows = session.execute(select(t.Blob.sha256, t.Blob.data).where(t.Blob.sha256.in_(wanted)))
+        found = {digest: data for digest, data in rows}
+    for digest in wanted:
+        if digest not in found:
+            raise ValidationError(f"attachment content {digest} is missing", field="attachment")
+    return found
 
 
 def _get_blobs_binary(session: Session, wanted: list[str]) -> dict[str, bytes]:
@@ -103,7 +108,5 @@ def put_blob(session: Session, data: bytes) -> str:
 
 
 def get_blob(session: Session, digest: str) -> bytes:
-    blob = session.get(t.Blob, digest)
-    if blob is None:
-        raise ValidationError(f"attachment content {digest} is missing", field="attachment")
-    return blob.data
+    """The stored content of ``digest`` (see :func:`get_blobs`)."""
+    return get_blobs(session, [digest])[digest]

@@ -13,7 +13,7 @@ from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.mime import AttachmentPart, OutgoingEmail, new_message_id, render_bytes
 from docmail.domain.outbox import CLAIMABLE_STATES, MessageState
-from docmail.errors import Conflict, NotFound, ValidationError
+from docmail.errors import Conflict, NotFound
 from docmail.services.blobs import get_blob, get_blobs
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -136,10 +136,6 @@ def claimed_emails(session: Session, message_ids: list[int]) -> dict[int, Claime
     blobs = get_blobs(session, (a.blob_sha256 for a in attachments))
     parts: dict[int, list[AttachmentPart]] = {m.id: [] for m in messages}
     for a in attachments:
-        if a.blob_sha256 not in blobs:
-            raise ValidationError(
-                f"attachment content {a.blob_sha256} is missing", field="attachment"
-            )
         parts[a.message_id].append(
             AttachmentPart(a.filename, a.content_type, blobs[a.blob_sha256], key=a.blob_sha256)
         )
