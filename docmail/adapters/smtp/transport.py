@@ -302,7 +302,7 @@ class SmtpTransport:
             self._conn = conn
         progress.phase = "MAIL FROM"
         options = self._mail_options(conn, envelope_from, recipients, payload)
-        code, resp = _envelope_command(conn, "mail FROM", envelope_from, options)
+        code, resp = _envelope_command(conn, "mail", "FROM", envelope_from, options)
         if code != 250:
             raise smtplib.SMTPSenderRefused(code, resp, envelope_from)
         progress.mail_accepted = True
@@ -317,7 +317,7 @@ class SmtpTransport:
     def _recipients(self, conn: _Connection, recipients: list[str]) -> dict[str, tuple[int, str]]:
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in recipients:
-            code, resp = _envelope_command(conn, "rcpt TO", rcpt, [])
+            code, resp = _envelope_command(conn, "rcpt", "TO", rcpt, [])
             if code == 421:  # the server is closing the session
                 raise smtplib.SMTPResponseException(code, resp)
             if code not in (250, 251):
@@ -471,7 +471,7 @@ class SmtpTransport:
 
 
 def _envelope_command(
-    conn: _Connection, command: str, address: str, options: list[str]
+    conn: _Connection, verb: str, keyword: str, address: str, options: list[str]
 ) -> tuple[int, bytes]:
     """``MAIL FROM:<address>`` or ``RCPT TO:<address>``, as smtplib's ``mail``/``rcpt``
     send them, without re-parsing the address (``email.utils.parseaddr`` per command was
@@ -482,7 +482,6 @@ def _envelope_command(
         )
     if "SMTPUTF8" in options:  # _mail_options checked the server offers it
         conn.command_encoding = "utf-8"
-    verb, keyword = command.split(" ")
     conn.putcmd(verb, f"{keyword}:<{address}>" + "".join(f" {o}" for o in options))
     return conn.getreply()
 
