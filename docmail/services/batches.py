@@ -249,33 +249,52 @@ def _write_outcomes(session: Session, outcomes: list[_GroupOutcome]) -> None:
 
 
 def expand_chunk(runtime: Runtime, batch_id: int, chunk: int = CHUNK_SIZE) -> bool:
-    """Expand the next chunk of a batch in one transaction; False when nothing was left."""
+    """Expand the next chunk of a batch in one transaction; False once the batch is done.
+
+    The chunk that takes the last pending groups also marks the batch done, in the
+    same transaction: a batch that fits in one chunk is one transaction, not two.
+    """
     with runtime.session() as session:
         batch = session.get_one(t.Batch, batch_id)
-        actor = Actor(batch.company_id, Role.SENDER, label=f"batch:{batch_id}")
         limit = chunk if batch.mode == "per_document" else max(chunk // 10, 1)
         groups = _pending_groups(session, batch_id, limit)
-        if not groups:
+        if groups:
+            _expand_groups(runtime, session, batch, groups)
+        finished = len(groups) < limit  # fewer than asked for: none are left
+        if finished:
             batch.state, batch.finished_at = "done", runtime.clock()
             batch.locked_until = None
-            return False
-        docs = _load_documents(session, [i.document_id for g in groups for i in g])
-        outcomes = [_compose_group(runtime, session, actor, batch, g, docs) for g in groups]
-        _write_outcomes(session, outcomes)
-        queued = sum(len(o.items) for o in outcomes if o.message is not None)
-        failed = sum(len(o.items) for o in outcomes if o.message is None)
-        batch.state = "expanding"
-        batch.processed += queued + failed
-        batch.queued += queued
-        batch.failed += failed
-        store.notify_queued(session)
-    runtime.wakeup()
-    return True
+    if groups:
+        runtime.wakeup()
+    return not finished
+
+
+def _expand_groups(
+    runtime: Runtime, session: Session, batch: t.Batch, groups: list[list[t.BatchItem]]
+) -> None:
+    """Queue one email per group (or record why not) and count the outcomes on the batch."""
+    actor = Actor(batch.company_id, Role.SENDER, label=f"batch:{batch.id}")
+    docs = _load_documents(session, [i.document_id for g in groups for i in g])
+    outcomes = [_compose_group(runtime, session, actor, batch, g, docs) for g in groups]
+    _write_outcomes(session, outcomes)
+    queued = sum(len(o.items) for o in outcomes if o.message is not None)
+    failed = sum(len(o.items) for o in outcomes if o.message is None)
+    batch.state = "expanding"
+    batch.processed += queued + failed
+    batch.queued += queued
+    batch.failed += failed
+    store.notify_queued(session)
 
 
 def expand_batch(runtime: Runtime, batch_id: int, progress: Progress | None = None) -> None:
-    """Expand a whole batch now (the request or the CLI does this for small batches)."""
-    while expand_chunk(runtime, batch_id):
+    """Expand a whole batch now (the request or the CLI does this for small batches).
+
+    In chunks of up to INLINE_LIMIT documents: a batch the API expands inside its
+    request is then one transaction.
+    """
+    more = True
+    while more:
+        more = expand_chunk(runtime, batch_id, INLINE_LIMIT)
         if progress is not None:
             with runtime.session() as session:
                 batch = session.get_one(t.Batch, batch_id)
