@@ -20,7 +20,7 @@ from bench import material
 from bench.procmem import peak_rss_mb
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.checkpoint import background_checkpoints
-from docmail.bootstrap import build_runtime
+from docmail.bootstrap import build_runtime, settle_after_startup
 from docmail.config import Settings
 from docmail.services.accounts import create_account
 from docmail.services.batches import send_batch, start_batch
@@ -154,7 +154,8 @@ def enqueue_service(
     runtime = runtime_for(config)
     actor = Actor(company_id, Role.ADMIN)
     seconds = 0.0
-    with background_checkpoints(runtime.engine):  # as `docmail serve` runs
+    settle_after_startup()  # as `docmail serve` does
+    with background_checkpoints(runtime.engine):  # and runs
         for chunk in _chunks(start, count):
             items, files = _inputs(chunk)
             began = time.perf_counter()  # making up the input is the ERP's work, not docmail's
@@ -193,6 +194,7 @@ def _worker_process(
 ) -> None:
     runtime = runtime_for(config)
     worker = Worker(runtime, name)
+    settle_after_startup()  # as `docmail worker` does
     ready.put(name)
     go.wait()
     cpu_before = time.process_time()
@@ -228,6 +230,7 @@ def _enqueue_process(
     """The ERP's side for a pipelined run: inputs made up first, then handed over on ``go``."""
     runtime = runtime_for(config)
     actor = Actor(company_id, Role.ADMIN)
+    settle_after_startup()  # before the inputs, which are the ERP's, not docmail's
     chunks = [_inputs(chunk) for chunk in _chunks(0, count)]
     ready.put("enqueue")
     go.wait()
@@ -308,6 +311,7 @@ def _serve(config: dict[str, Any], port: int) -> None:
     from docmail.http.app import create_app
 
     runtime = runtime_for(config)
+    settle_after_startup()
     with background_checkpoints(runtime.engine):
         uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from docmail.adapters.db.engine import make_engine, make_session_factory, migrate
 from docmail.adapters.secrets import SecretBox, load_or_create_keys
 from docmail.config import Settings
@@ -43,3 +45,16 @@ def default_transports() -> dict[str, AccountTransportFactory]:
         "microsoft": oauth_transport_for,  # SMTP + XOAUTH2
         "ses": ses_transport_for,  # Amazon SES v2 API
     }
+
+
+def settle_after_startup() -> None:
+    """Keep what a long-running process loaded at start-up out of the collector's way.
+
+    Modules, the database metadata, the template sandbox and Babel's locale data
+    (~150,000 objects) live as long as the process; each full garbage collection
+    walked them all again, ~50 ms a time and a few times per thousand documents
+    stored. Frozen, a collection only walks what requests and deliveries made.
+    ``docmail serve`` and ``docmail worker`` call this once they are set up.
+    """
+    gc.collect()
+    gc.freeze()

@@ -16,6 +16,7 @@ from docmail import __version__
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.checkpoint import background_checkpoints
 from docmail.adapters.secrets import RedactQuerySecrets
+from docmail.bootstrap import settle_after_startup
 from docmail.cli.common import cli, echo_flush, open_runtime
 from docmail.demo import (
     DEMO_PASSWORD,
@@ -174,6 +175,7 @@ def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) 
             if not no_worker:
                 workers = _start_workers(runtime, 1)
             _print_banner(runtime, host, port, info, catcher.port if catcher else None)
+            settle_after_startup()
             _run_uvicorn(runtime, host, port, shutdown)
         finally:
             if workers is not None:
@@ -205,6 +207,7 @@ def worker(concurrency: int) -> None:
         background_checkpoints(runtime.engine),
     ):
         started = _start_workers(runtime, concurrency)
+        settle_after_startup()
         echo_flush(f"docmail worker: {concurrency} thread(s) delivering; Ctrl-C to stop")
         try:
             shutdown.requested.wait()
