@@ -32,9 +32,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.engine import make_engine, migrate
 from docmail.services.runtime import Runtime
@@ -152,6 +153,42 @@ def test_a_database_restart_mid_batch_loses_nothing_and_the_worker_carries_on(
     assert set(received) == ids, "every message arrived"
     duplicates = {mid for mid, n in received.items() if n > 1}
     assert duplicates <= ambiguous_message_ids(runtime), "a duplicate outside the crash window"
+
+
+def _restartable_runtime(server: PostgresServer, data: Path) -> Runtime:
+    url = server.create_database()
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return make_runtime(url, data)
+
+
+def test_a_send_recorded_just_after_a_database_restart_is_recorded_on_a_fresh_connection(
+    own_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    runtime = _restartable_runtime(own_postgres, tmp_path / "data")
+    actor, _ = company_with_account(runtime, 2)
+    queue_invoices(runtime, actor, 1)
+    (claimed,) = store.claim(runtime.engine, "w1", 10, dt.timedelta(minutes=5), runtime.clock())
+
+    restart_cluster(own_postgres)  # the pool now holds dead connections
+
+    # Recorded without a ping first: the dead connection fails, the statement runs again.
+    assert store.mark_sent(runtime.engine, "w1", claimed, 250, "queued", runtime.clock())
+    assert states(runtime) == Counter({"sent": 1})
+
+
+def test_after_a_database_restart_the_first_read_is_answered(
+    own_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    runtime = _restartable_runtime(own_postgres, tmp_path / "data")
+    actor, _ = company_with_account(runtime, 2)
+    queue_invoices(runtime, actor, 2)
+
+    restart_cluster(own_postgres)
+
+    with runtime.read_session() as session:  # checked out with a ping: a dead one is replaced
+        assert session.scalar(select(func.count()).select_from(t.Message)) == 2
 
 
 # ---------------------------------------------------------------- 2. disk full

@@ -6,12 +6,14 @@ import errno
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from docmail.adapters.db.checkpoint import FALLBACK_PAGES
@@ -68,11 +70,54 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, **kwargs)
     except Exception as exc:  # bad URL or missing driver: say which setting to fix
         raise ConfigurationError(
             f"cannot use DOCMAIL_DATABASE_URL: {exc}", field="DOCMAIL_DATABASE_URL"
         ) from exc
+    event.listen(engine, "checkout", _pinger(engine))
+    return engine
+
+
+# Set by without_ping() for checkouts whose statement is retried on a dead connection.
+_SKIP_PING: ContextVar[bool] = ContextVar("docmail_skip_ping", default=False)
+
+
+def _pinger(engine: Engine) -> Any:
+    """Ping each pooled connection as it is checked out (SQLAlchemy's pre-ping, but skippable).
+
+    After a database restart the pool holds dead connections; the ping finds one
+    and the pool replaces it before the caller's statement runs.
+    """
+
+    driver_error = engine.dialect.loaded_dbapi.Error
+
+    def ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if _SKIP_PING.get():
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except driver_error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_conn, None):
+                raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
+            raise
+
+    return ping
+
+
+@contextmanager
+def without_ping() -> Iterator[None]:
+    """Check out pooled connections without the ping in this block (this thread only).
+
+    A ping is a round trip per checkout: the worker's record of each sent message
+    skips it and, if the connection turns out dead, runs its statement again on a
+    fresh one (see ``outbox_store.mark_sent``). Only for statements safe to repeat.
+    """
+    token = _SKIP_PING.set(True)
+    try:
+        yield
+    finally:
+        _SKIP_PING.reset(token)
 
 
 def is_storage_full(exc: BaseException) -> bool:

@@ -33,10 +33,11 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
-from docmail.adapters.db.engine import write_transaction
+from docmail.adapters.db.engine import without_ping, write_transaction
 from docmail.domain.outbox import MessageState
 
 _CLAIMABLE = [MessageState.QUEUED.value, MessageState.RETRYING.value]
@@ -314,12 +315,25 @@ def mark_sent(
     """Record success; False if this worker no longer owns the message (lease lost)."""
     params = {**_claim_params(claim, worker), "p_code": code, "p_reply": reply, "p_now": now}
     if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(**_AUTOCOMMIT) as conn:
-            return bool(conn.execute(_MARK_SENT_ONE_STATEMENT, params).rowcount)
+        return _mark_sent_unpinged(engine, params)
     with engine.begin() as conn:
         result = conn.execute(_MARK_SENT, params)
         conn.execute(_FINISH_SENT, params)
         return bool(result.rowcount)
+
+
+def _mark_sent_unpinged(engine: Engine, params: dict[str, object]) -> bool:
+    # Once per message, so without the checkout ping (a round trip). On a dead
+    # connection (the database restarted) the pool is renewed and the statement
+    # runs again: safe, it only matches the message while this worker holds it.
+    for attempt in (1, 2):
+        try:
+            with without_ping(), engine.connect().execution_options(**_AUTOCOMMIT) as conn:
+                return bool(conn.execute(_MARK_SENT_ONE_STATEMENT, params).rowcount)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def mark_failed_attempt(
