@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    ColumnElement,
+    BindParameter,
     Connection,
     Engine,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -50,18 +51,20 @@ class Claim:
     attempt: int
 
 
-def _due_branches(now: datetime) -> list[ColumnElement[bool]]:
-    """The ways a message can be due, each with ``state`` equal to one value.
+# The claim's statements are built once, with bound parameters: building and
+# hashing them afresh cost more Python time than PostgreSQL took to run them.
+_NOW = bindparam("p_now", type_=t.Message.__table__.c.next_attempt_at.type)
+_ACCOUNT: BindParameter[int] = bindparam("p_account_id", type_=Integer())
 
-    Asked per account and branch, each is a range of ``ix_messages_account_due``
-    (account, state, next attempt, id): a claim then costs the same whether 100
-    or 100,000 messages wait, where one OR over states scanned every due row.
-    """
-    return [
-        *(and_(t.Message.state == state, t.Message.next_attempt_at <= now) for state in _CLAIMABLE),
-        # A message stuck in 'sending' whose lease expired belonged to a dead worker.
-        and_(t.Message.state == MessageState.SENDING.value, t.Message.locked_until < now),
-    ]
+# The ways a message can be due, each with ``state`` equal to one value. Asked per
+# account and branch, each is a range of ``ix_messages_account_due`` (account,
+# state, next attempt, id): a claim then costs the same whether 100 or 100,000
+# messages wait, where one OR over states scanned every due row.
+_DUE_BRANCHES = [
+    *(and_(t.Message.state == state, t.Message.next_attempt_at <= _NOW) for state in _CLAIMABLE),
+    # A message stuck in 'sending' whose lease expired belonged to a dead worker.
+    and_(t.Message.state == MessageState.SENDING.value, t.Message.locked_until < _NOW),
+]
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,12 @@ class AccountLimits:
     max_concurrency: int | None = None
 
 
-def _due_accounts(
-    conn: Connection, now: datetime, account_id: int | None = None
-) -> list[AccountLimits]:
-    """Accounts with due messages, not paused, of companies not paused; oldest work first."""
+def _accounts_query(one: bool) -> Select:
     oldest = [
         select(func.min(t.Message.next_attempt_at))
         .where(t.Message.account_id == t.MailAccount.id, branch)
         .scalar_subquery()
-        for branch in _due_branches(now)
+        for branch in _DUE_BRANCHES
     ]
     query = (
         select(
@@ -95,10 +95,19 @@ def _due_accounts(
         .join(t.Company, t.Company.id == t.MailAccount.company_id)
         .where(t.MailAccount.paused.is_(False), t.Company.sending_paused.is_(False))
     )
-    if account_id is not None:
-        query = query.where(t.MailAccount.id == account_id)
+    return query.where(t.MailAccount.id == _ACCOUNT) if one else query
+
+
+_DUE_ACCOUNTS = {False: _accounts_query(one=False), True: _accounts_query(one=True)}
+
+
+def _due_accounts(
+    conn: Connection, now: datetime, account_id: int | None = None
+) -> list[AccountLimits]:
+    """Accounts with due messages, not paused, of companies not paused; oldest work first."""
+    query = _DUE_ACCOUNTS[account_id is not None]
     due: list[tuple[Any, AccountLimits]] = []
-    for row in conn.execute(query):
+    for row in conn.execute(query, {"p_now": now, "p_account_id": account_id}):
         times = [value for value in row[5:] if value is not None]
         if times:
             due.append((min(times), AccountLimits(*row[:5])))
@@ -161,19 +170,30 @@ def _lock_account(conn: Connection, account_id: int) -> bool:
     return locked is not None
 
 
-def _due_messages(conn: Connection, account_id: int, now: datetime, limit: int) -> list[Any]:
-    """The account's ``limit`` most overdue messages (locked on PostgreSQL)."""
-    rows: list[Any] = []
-    for branch in _due_branches(now):
+def _due_queries(lock: bool) -> list[Select]:
+    queries = []
+    for branch in _DUE_BRANCHES:
         query = (
             select(t.Message.id, t.Message.attempts, t.Message.state, t.Message.next_attempt_at)
-            .where(t.Message.account_id == account_id, branch)
+            .where(t.Message.account_id == _ACCOUNT, branch)
             .order_by(t.Message.next_attempt_at, t.Message.id)
-            .limit(limit)
+            .limit(bindparam("p_limit"))
         )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows += conn.execute(query).all()
+        queries.append(query.with_for_update(skip_locked=True) if lock else query)
+    return queries
+
+
+# Locked on PostgreSQL (rows another claim holds are skipped); SQLite's claim holds
+# the write lock from its first statement instead.
+_DUE_MESSAGES = {"postgresql": _due_queries(lock=True), "sqlite": _due_queries(lock=False)}
+
+
+def _due_messages(conn: Connection, account_id: int, now: datetime, limit: int) -> list[Any]:
+    """The account's ``limit`` most overdue messages (locked on PostgreSQL)."""
+    params = {"p_account_id": account_id, "p_now": now, "p_limit": limit}
+    rows: list[Any] = []
+    for query in _DUE_MESSAGES.get(conn.dialect.name, _DUE_MESSAGES["sqlite"]):
+        rows += conn.execute(query, params).all()
     rows.sort(key=lambda row: (row.next_attempt_at, row.id))
     return rows[:limit]
 
