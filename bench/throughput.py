@@ -350,7 +350,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000, help="documents in the big batch")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="rounds of the headline trio (median reported)"
+        "--repeats", type=int, default=5, help="rounds of the headline trio (median reported)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
