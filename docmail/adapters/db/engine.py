@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -83,13 +83,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 _SKIP_PING: ContextVar[bool] = ContextVar("docmail_skip_ping", default=False)
 
 
-def _pinger(engine: Engine) -> Any:
+def _pinger(engine: Engine) -> Callable[[Any, Any, Any], None]:
     """Ping each pooled connection as it is checked out (SQLAlchemy's pre-ping, but skippable).
 
     After a database restart the pool holds dead connections; the ping finds one
     and the pool replaces it before the caller's statement runs.
     """
-
     driver_error = engine.dialect.loaded_dbapi.Error
 
     def ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
