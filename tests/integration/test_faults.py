@@ -116,14 +116,19 @@ def own_postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
-def test_a_database_restart_mid_batch_loses_nothing_and_the_worker_carries_on(
-    own_postgres: PostgresServer, smtp_server_plain: SmtpTestServer, tmp_path: Path
-) -> None:
-    url = own_postgres.create_database()
+def _restartable_runtime(server: PostgresServer, data: Path) -> Runtime:
+    """A runtime on a fresh, migrated database of the throwaway cluster."""
+    url = server.create_database()
     engine = make_engine(url)
     migrate(engine)
     engine.dispose()
-    runtime = make_runtime(url, tmp_path / "data")
+    return make_runtime(url, data)
+
+
+def test_a_database_restart_mid_batch_loses_nothing_and_the_worker_carries_on(
+    own_postgres: PostgresServer, smtp_server_plain: SmtpTestServer, tmp_path: Path
+) -> None:
+    runtime = _restartable_runtime(own_postgres, tmp_path / "data")
     actor, _ = company_with_account(
         runtime,
         smtp_server_plain.port,
@@ -153,14 +158,6 @@ def test_a_database_restart_mid_batch_loses_nothing_and_the_worker_carries_on(
     assert set(received) == ids, "every message arrived"
     duplicates = {mid for mid, n in received.items() if n > 1}
     assert duplicates <= ambiguous_message_ids(runtime), "a duplicate outside the crash window"
-
-
-def _restartable_runtime(server: PostgresServer, data: Path) -> Runtime:
-    url = server.create_database()
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    return make_runtime(url, data)
 
 
 def test_a_send_recorded_just_after_a_database_restart_is_recorded_on_a_fresh_connection(

@@ -185,14 +185,14 @@ def _due_queries(lock: bool) -> list[Select]:
 
 # Locked on PostgreSQL (rows another claim holds are skipped); SQLite's claim holds
 # the write lock from its first statement instead.
-_DUE_MESSAGES = {"postgresql": _due_queries(lock=True), "sqlite": _due_queries(lock=False)}
+_DUE_MESSAGES = {True: _due_queries(lock=True), False: _due_queries(lock=False)}
 
 
 def _due_messages(conn: Connection, account_id: int, now: datetime, limit: int) -> list[Any]:
     """The account's ``limit`` most overdue messages (locked on PostgreSQL)."""
     params = {"p_account_id": account_id, "p_now": now, "p_limit": limit}
     rows: list[Any] = []
-    for query in _DUE_MESSAGES.get(conn.dialect.name, _DUE_MESSAGES["sqlite"]):
+    for query in _DUE_MESSAGES[conn.dialect.name == "postgresql"]:
         rows += conn.execute(query, params).all()
     rows.sort(key=lambda row: (row.next_attempt_at, row.id))
     return rows[:limit]
