@@ -6,16 +6,41 @@ simply disappear from an email. Values may be :class:`~decimal.Decimal`, ``int``
 ``float`` or numeric strings (ERP data often arrives as text); dates may be
 :class:`~datetime.date`, :class:`~datetime.datetime` or ISO strings.
 
-Babel separates a currency symbol from the amount with a no-break space in some
-locales; we write a plain space instead, so the same text appears in the subject,
-the plain-text body and the HTML body (``R$ 1.000,00``).
+Money on fiscal documents does not follow the locale data of whichever Babel is
+installed: CLDR changes from release to release (CLDR 47 dropped the cents of
+Colombian pesos), and an invoice email must not change its amounts' look after an
+upgrade. So the look of money is our own rule, fixed in :data:`MONEY_CONVENTIONS`:
+
+=======  ==============  ==============  =====================  ==================
+locale   local currency  example         another currency       separators
+=======  ==============  ==============  =====================  ==================
+es_MX    MXN ``$``       ``$1,000.00``   ``USD 1,000.50``       ``,`` groups
+es_CO    COP ``$``       ``$ 1.000,00``  ``USD 1.000,50``       ``.`` groups
+pt_BR    BRL ``R$``      ``R$ 1.000,00`` ``MXN 1.000,00``       ``.`` groups
+en_US    USD ``$``       ``$1,000.00``   ``BRL 1,000.00``       ``,`` groups
+=======  ==============  ==============  =====================  ==================
+
+- The locale's own currency takes the local sign; any other currency is written
+  with its ISO 4217 code and a space, never a symbol that could be read as the
+  local one (``US$``/``MX$`` differ between CLDR releases; a code does not).
+- Two decimals for every currency, as CFDI, NF-e and DIAN amounts have (COP too),
+  except the currencies ISO 4217 gives no minor unit (:data:`ZERO_DECIMAL_CURRENCIES`,
+  e.g. CLP, JPY). Halves round up (commercial rounding).
+- A minus sign goes before the sign or code: ``-$250.00``.
+- Spaces are plain spaces, so the same text appears in the subject, the plain-text
+  body and the HTML body.
+
+Other locales (``fr_FR``, a bare ``es``) follow Babel's data, with the decimals of
+the rule above; only the four fiscal locales are fixed. ``scripts/check-latest.sh``
+runs these tests under the newest Babel, so drift is seen before users see it.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -31,9 +56,47 @@ DEFAULT_DATE_STYLE = "long"
 MAX_DATE_PATTERN_LENGTH = 64
 MAX_DECIMALS = 12
 
-# Colombian invoices separate the peso sign from the amount ("$ 1.000,00");
-# recent CLDR data no longer does, so we keep the local convention here.
-_CURRENCY_PATTERNS: dict[str, str] = {"es_CO": "¤ #,##0.00"}
+
+@dataclass(frozen=True)
+class MoneyConvention:
+    """How one locale writes amounts on its invoices (see the module's table)."""
+
+    group: str
+    decimal: str
+    currency: str
+    sign: str
+    space_after_sign: bool
+
+
+MONEY_CONVENTIONS: dict[str, MoneyConvention] = {
+    "es_MX": MoneyConvention(",", ".", "MXN", "$", space_after_sign=False),
+    # Colombian invoices separate the peso sign from the amount.
+    "es_CO": MoneyConvention(".", ",", "COP", "$", space_after_sign=True),
+    "pt_BR": MoneyConvention(".", ",", "BRL", "R$", space_after_sign=True),
+    "en_US": MoneyConvention(",", ".", "USD", "$", space_after_sign=False),
+}
+# ISO 4217 currencies with no minor unit; every other currency shows two decimals.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "PYG",
+        "RWF",
+        "UGX",
+        "UYI",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
 
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 # An ISO code written straight against the digits ("USD1,000.00") gets a space.
@@ -112,7 +175,11 @@ def format_money(value: Any, currency: str | None = None, *, locale: str) -> str
     if amount is None:
         return ""
     if not currency:
-        return format_number(amount, 2, locale=locale)
+        convention = MONEY_CONVENTIONS.get(str(parse_locale(locale)))
+        if convention is None:
+            return format_number(amount, 2, locale=locale)
+        rounded = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return ("-" if rounded < 0 else "") + _grouped(abs(rounded), 2, convention)
     return _money_text(amount, _currency_code(currency), locale)
 
 
@@ -121,9 +188,30 @@ def _money_text(amount: Decimal, currency: str, locale: str) -> str:
     # Cached: a batch formats the same few totals in the same locale thousands of times,
     # and Babel's pattern formatting is the largest cost of rendering an email.
     loc = parse_locale(locale)
-    pattern = _CURRENCY_PATTERNS.get(str(loc))
-    text = _babel_format_currency(amount, currency, format=pattern, locale=loc)
-    return _CODE_AGAINST_DIGIT.sub(r"\1 ", _plain_spaces(text))
+    decimals = 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+    rounded = amount.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    convention = MONEY_CONVENTIONS.get(str(loc))
+    if convention is None:
+        pattern = loc.currency_formats["standard"].pattern
+        if not decimals:
+            pattern = re.sub(r"\.0+", "", pattern)
+        text = _babel_format_currency(
+            rounded, currency, format=pattern, locale=loc, currency_digits=False
+        )
+        return _CODE_AGAINST_DIGIT.sub(r"\1 ", _plain_spaces(text))
+    if currency == convention.currency:
+        mark = convention.sign + (" " if convention.space_after_sign else "")
+    else:
+        mark = currency + " "
+    sign = "-" if rounded < 0 else ""
+    return sign + mark + _grouped(abs(rounded), decimals, convention)
+
+
+def _grouped(amount: Decimal, decimals: int, convention: MoneyConvention) -> str:
+    """``1234.5, 2`` -> ``'1,234.50'`` with the convention's separators."""
+    whole, _, fraction = f"{amount:,.{decimals}f}".partition(".")
+    whole = whole.replace(",", convention.group)
+    return whole + (convention.decimal + fraction if decimals else "")
 
 
 def format_date(value: Any, style: str = DEFAULT_DATE_STYLE, *, locale: str) -> str:

@@ -71,6 +71,68 @@ def test_money_rejects_currency_that_is_not_an_iso_code(currency: str) -> None:
     assert excinfo.value.field == "currency"
 
 
+@pytest.mark.parametrize(
+    ("locale", "currency", "expected"),
+    [
+        ("es_MX", "MXN", "$1,234,567.89"),
+        ("es_CO", "COP", "$ 1.234.567,89"),
+        ("pt_BR", "BRL", "R$ 1.234.567,89"),
+        ("en_US", "USD", "$1,234,567.89"),
+        ("es_CO", "USD", "USD 1.234.567,89"),
+        ("pt_BR", "MXN", "MXN 1.234.567,89"),
+        ("en_US", "BRL", "BRL 1,234,567.89"),
+    ],
+)
+def test_fiscal_locales_write_money_by_docmails_own_rule(
+    locale: str, currency: str, expected: str
+) -> None:
+    assert format_money(Decimal("1234567.891"), currency, locale=locale) == expected
+
+
+def test_fiscal_locales_do_not_read_babels_currency_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A future Babel may change symbols, digits or spacing (CLDR 47 dropped the cents
+    # of COP): the four fiscal locales must not ask it.
+    from docmail.templates import formatting
+
+    def changed_locale_data(*_args: object, **_kwargs: object) -> str:
+        raise AssertionError("Babel was asked how to write money")
+
+    monkeypatch.setattr(formatting, "_babel_format_currency", changed_locale_data)
+    monkeypatch.setattr(formatting, "_babel_format_decimal", changed_locale_data)
+    formatting._money_text.cache_clear()
+    assert format_money(Decimal("1000"), "COP", locale="es_CO") == "$ 1.000,00"
+    assert format_money(Decimal("-3.5"), "BRL", locale="pt_BR") == "-R$ 3,50"
+    assert format_money(Decimal("2.5"), None, locale="es_CO") == "2,50"
+    formatting._money_text.cache_clear()
+
+
+def test_colombian_pesos_keep_their_cents() -> None:
+    assert format_money(Decimal("14024.07"), "COP", locale="es_CO") == "$ 14.024,07"
+
+
+def test_halves_round_up_as_on_commercial_invoices() -> None:
+    assert format_money(Decimal("0.125"), "MXN", locale="es_MX") == "$0.13"
+    assert format_money(Decimal("-0.125"), "MXN", locale="es_MX") == "-$0.13"
+
+
+def test_an_amount_that_rounds_to_zero_has_no_minus_sign() -> None:
+    assert format_money(Decimal("-0.001"), "MXN", locale="es_MX") == "$0.00"
+
+
+def test_currencies_without_minor_units_show_no_decimals() -> None:
+    assert format_money(Decimal("1500.6"), "CLP", locale="es_CO") == "CLP 1.501"
+
+
+def test_other_locales_follow_babel_with_the_rules_decimals() -> None:
+    from babel.numbers import format_currency
+
+    babel_text = format_currency(Decimal("1000.00"), "COP", locale="fr_FR", currency_digits=False)
+    expected = babel_text.replace("\u202f", " ").replace("\xa0", " ")
+    assert format_money(Decimal("1000"), "COP", locale="fr_FR") == expected
+    assert "1 000,00" in expected
+    assert "," not in format_money(Decimal("1500.6"), "CLP", locale="fr_FR")
+
+
 # --------------------------------------------------------------------------- dates
 
 

@@ -417,7 +417,7 @@ def test_filters_follow_the_locale_of_the_render(engine: TemplateEngine) -> None
         "R$ 11.600,00 24 de janeiro de 2025\n"
     )
     assert engine.render(template, make_context(), "en_US").body_text == (
-        "R$11,600.00 January 24, 2025\n"
+        "BRL 11,600.00 January 24, 2025\n"
     )
 
 
@@ -461,7 +461,7 @@ def test_renders_in_threads_keep_their_own_locale(engine: TemplateEngine) -> Non
     locales = ["es_MX", "pt_BR", "en_US"] * 20
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(render, locales))
-    expected = {"es_MX": "$11,600.00\n", "pt_BR": "MX$ 11.600,00\n", "en_US": "MX$11,600.00\n"}
+    expected = {"es_MX": "$11,600.00\n", "pt_BR": "MXN 11.600,00\n", "en_US": "MXN 11,600.00\n"}
     assert results == [expected[locale] for locale in locales]
 
 
