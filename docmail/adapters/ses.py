@@ -14,16 +14,21 @@ from email.utils import parseaddr
 from types import TracebackType
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+try:  # the [ses] extra; without it SesTransport refuses to start, naming the extra
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+except ImportError:  # pragma: no cover - exercised by the core-only install check
+    HAVE_BOTO3 = False
+else:
+    HAVE_BOTO3 = True
 
 from docmail.adapters.smtp.transport import SendResult
 from docmail.errors import (
@@ -33,6 +38,7 @@ from docmail.errors import (
     TransientDeliveryError,
     ValidationError,
 )
+from docmail.extras import require
 
 RETRY_LATER = "docmail will try again later"
 MAX_RECIPIENTS = 50  # SES's limit per message
@@ -135,6 +141,8 @@ class SesTransport:
     """Transport over the SES v2 API; one boto3 client per transport."""
 
     def __init__(self, settings: SesSettings) -> None:
+        if not HAVE_BOTO3:
+            require("ses", "account kind 'ses'", field="kind")
         self.settings = settings
         self._client: Any = None
 

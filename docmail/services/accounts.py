@@ -12,6 +12,7 @@ from docmail.adapters.oauth.providers import OAUTH_KINDS, installation_registry
 from docmail.adapters.ses import SesSettings, SesTransport
 from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
 from docmail.errors import Conflict, DeliveryError, NotFound, ValidationError
+from docmail.extras import require
 from docmail.services.inputs import AccountIn, AccountPatch
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -79,6 +80,8 @@ def create_account(runtime: Runtime, actor: Actor, data: AccountIn) -> t.MailAcc
     actor.require(Role.ADMIN)
     if data.kind == "smtp" and data.username and not data.password:
         raise ValidationError("password is required when username is given", field="password")
+    if data.kind == "ses":
+        require("ses", "account kind 'ses'", field="kind")
     secret = data.secret_access_key if data.kind == "ses" else data.password
     with runtime.session() as session:
         _check_name_free(session, actor.company_id, data.name, None)

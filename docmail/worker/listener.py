@@ -12,10 +12,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import Engine
 
 from docmail.adapters.db.outbox_store import NOTIFY_CHANNEL
+from docmail.extras import require
 
 log = logging.getLogger("docmail.worker.listener")
 
@@ -29,6 +29,8 @@ class NotifyListener:
     """A daemon thread calling ``on_notify`` for every NOTIFY on the outbox channel."""
 
     def __init__(self, engine: Engine, on_notify: Callable[[], None]) -> None:
+        # Only a PostgreSQL engine gets here, and it already needed the [postgres] extra.
+        self._psycopg = require("postgres", "PostgreSQL")
         self._conninfo = _conninfo(engine)
         self._on_notify = on_notify
         self._stop = threading.Event()
@@ -46,12 +48,12 @@ class NotifyListener:
         while not self._stop.is_set():
             try:
                 self._listen()
-            except psycopg.Error as exc:
+            except self._psycopg.Error as exc:
                 log.warning("LISTEN connection lost (%s); workers keep polling", exc)
                 self._stop.wait(2.0)
 
     def _listen(self) -> None:
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        with self._psycopg.connect(self._conninfo, autocommit=True) as conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=1.0, stop_after=1):

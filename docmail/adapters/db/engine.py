@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from docmail.adapters.db.checkpoint import FALLBACK_PAGES
 from docmail.errors import ConfigurationError
+from docmail.extras import require
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -69,6 +70,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+psycopg"):
+        require("postgres", "a PostgreSQL database", field="DOCMAIL_DATABASE_URL")
     try:
         engine = create_engine(url, **kwargs)
     except Exception as exc:  # bad URL or missing driver: say which setting to fix
