@@ -7,6 +7,8 @@ One row per message: (English, Spanish, Portuguese). Keys with a prefix
 
 from __future__ import annotations
 
+from docmail.web import catalog_identity, catalog_security, catalog_tokens
+
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("(no subject)", "(sin asunto)", "(sem assunto)"),
     ("Add", "Agregar", "Adicionar"),
@@ -421,5 +423,6 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("abandoned", "abandonado", "abandonado"),
 )
 
-ES: dict[str, str] = {en: es for en, es, _pt in _ROWS}
-PT: dict[str, str] = {en: pt for en, _es, pt in _ROWS}
+_ALL = _ROWS + catalog_identity.ROWS + catalog_tokens.ROWS + catalog_security.ROWS
+ES: dict[str, str] = {en: es for en, es, _pt in _ALL}
+PT: dict[str, str] = {en: pt for en, _es, pt in _ALL}

@@ -6,64 +6,37 @@ these classes must stay in step with them (a test compares the two).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     Numeric,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
-
-
-def table_of(model: type[Base]) -> Table:
-    """The Core table of a mapped class. A multi-row INSERT into it skips the ORM's
-    per-row bookkeeping (about a tenth of queuing a batch of emails); column
-    defaults still apply."""
-    return cast(Table, model.__table__)
+# Re-exported: every mapping is reachable as ``tables.X``.
+from docmail.adapters.db.base import Base as Base
+from docmail.adapters.db.base import UTCDateTime as UTCDateTime
+from docmail.adapters.db.base import table_of as table_of
+from docmail.adapters.db.base import utcnow as utcnow
+from docmail.adapters.db.identity import ApiToken as ApiToken
+from docmail.adapters.db.identity import AuditEvent as AuditEvent
+from docmail.adapters.db.identity import Invitation as Invitation
+from docmail.adapters.db.identity import LoginThrottle as LoginThrottle
+from docmail.adapters.db.identity import Membership as Membership
+from docmail.adapters.db.identity import User as User
+from docmail.adapters.db.identity import WebSession as WebSession
 
 
 class Company(Base):
@@ -75,36 +48,6 @@ class Company(Base):
     sending_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class User(Base):
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    password_hash: Mapped[str] = mapped_column(String(300))
-    language: Mapped[str | None] = mapped_column(String(2), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class Membership(Base):
-    __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("user_id", "company_id"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(20))
-
-
-class ApiToken(Base):
-    __tablename__ = "api_tokens"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(20), default="admin")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class MailAccount(Base):
@@ -342,6 +285,8 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Migration 0009: the user or API token that queued it ("user:ana@x", "token:erp").
+    created_by: Mapped[str] = mapped_column(String(200), default="")
     attachments: Mapped[list[MessageAttachment]] = relationship(
         cascade="all, delete-orphan", order_by="MessageAttachment.id"
     )
@@ -409,22 +354,8 @@ class CaughtMessage(Base):
     rcpt_to: Mapped[list[str]] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class WebSession(Base):
-    """A signed-in browser: the cookie holds a random token, this row holds its hash.
-
-    Deleting the row (logout, expiry) ends the session on the server side.
-    """
-
-    __tablename__ = "web_sessions"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie token
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column()
+    # Migration 0009: the company whose demo account sent it (each sees only its own).
+    company_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 # ---------------------------------------------------------------- OAuth (migration 0003)
@@ -452,6 +383,9 @@ class OAuthState(Base):
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Migration 0009: SHA-256 of a nonce in the starting browser's cookie; the callback
+    # must come back to that browser, signed in as that user.
+    browser_hash: Mapped[str] = mapped_column(String(64), default="")
     code_verifier_encrypted: Mapped[str] = mapped_column(Text)
     return_to: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
