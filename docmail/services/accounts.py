@@ -51,15 +51,29 @@ def _kind_values(runtime: Runtime, data: AccountIn) -> dict[str, Any]:
     values = data.model_dump(exclude={"password", "retry_policy", *_SES_FIELDS})
     if data.kind in OAUTH_KINDS:
         provider = installation_registry(runtime.settings.extra).get(data.kind)
-        values["host"] = data.host or provider.smtp_host
-        values["port"] = data.port or provider.smtp_port
-        values["security"] = data.security if data.host else provider.smtp_security
+        values["host"] = provider.smtp_host
+        values["port"] = provider.smtp_port
+        values["security"] = provider.smtp_security
+        values["verify_tls"] = True
         values["username"] = data.username or data.from_email
+        _check_pinned_input(provider.label, values, data)
     elif data.kind == "ses":
         values["host"] = data.endpoint_url or f"email.{data.region}.amazonaws.com"
         values["port"], values["security"] = 443, "ssl"
         values["username"] = data.access_key_id
     return values
+
+
+def _check_pinned_input(label: str, values: dict[str, Any], data: AccountIn) -> None:
+    for name in ("host", "port", "security", "verify_tls"):
+        given = getattr(data, name)
+        if name in data.model_fields_set and given is not None and given != values[name]:
+            raise ValidationError(
+                f"{label} accounts send through {values['host']}:{values['port']}; "
+                f"leave {name} empty",
+                field=name,
+                value=given,
+            )
 
 
 def _check_owner(session: Session, company_id: int, user_id: int | None) -> None:
@@ -124,8 +138,12 @@ def update_account(
             account.retry_policy = patch.retry_policy.model_dump() if patch.retry_policy else {}
         if "name" in changes:
             _check_name_free(session, actor.company_id, changes["name"], account.id)
+        _check_pinned(runtime, account, changes)
+        moved = _endpoint_moved(account, changes)
         for key, value in changes.items():
             setattr(account, key, value)
+        if moved and "password" not in patch.model_fields_set:
+            _forget_secrets(account)
         if "password" in patch.model_fields_set:
             account.password_encrypted = (
                 runtime.secrets.encrypt(patch.password) if patch.password else None
@@ -135,6 +153,43 @@ def update_account(
         if patch.paused is False:
             account.pause_reason = None
     return account
+
+
+# A stored secret belongs to the server it was typed for: moving any of these sends it
+# elsewhere ("test connection" would hand a mailbox password to a host of the admin's
+# choosing), so a move forgets the secret unless a new one comes with it.
+ENDPOINT_FIELDS = ("host", "port", "security", "verify_tls", "endpoint_url")
+
+
+def _endpoint_moved(account: t.MailAccount, changes: dict[str, Any]) -> list[str]:
+    return [f for f in ENDPOINT_FIELDS if f in changes and changes[f] != getattr(account, f)]
+
+
+def _forget_secrets(account: t.MailAccount) -> None:
+    """Drop the password (or SES secret key) and OAuth tokens: they must be given again."""
+    account.password_encrypted = None
+    account.oauth_token = None  # delete-orphan: the token row goes with the same commit
+
+
+def _check_pinned(runtime: Runtime, account: t.MailAccount, changes: dict[str, Any]) -> None:
+    """Gmail and Microsoft accounts send only through their provider's SMTP server."""
+    if account.kind not in OAUTH_KINDS:
+        return
+    provider = installation_registry(runtime.settings.extra).get(account.kind)
+    pinned = {
+        "host": provider.smtp_host,
+        "port": provider.smtp_port,
+        "security": provider.smtp_security,
+        "verify_tls": True,
+    }
+    for name, value in pinned.items():
+        if name in changes and changes[name] != value:
+            raise ValidationError(
+                f"{provider.label} accounts send through {provider.smtp_host}:"
+                f"{provider.smtp_port} with its certificate checked; {name} cannot be changed",
+                field=name,
+                value=changes[name],
+            )
 
 
 def list_accounts(

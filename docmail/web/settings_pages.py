@@ -112,11 +112,13 @@ def account_update(request: Request, signed: AdminPost, form: Posted, account_id
     runtime = runtime_of(request)
     row = accounts.get_account(runtime, signed.actor, account_id)
     values = _account_values(form, creating=False)
+    had_secret = row.password_encrypted is not None
     try:
-        accounts.update_account(runtime, signed.actor, account_id, AccountPatch(**values))
+        saved = accounts.update_account(runtime, signed.actor, account_id, AccountPatch(**values))
     except (PydanticError, ValidationError, Conflict) as exc:
         return _account_form(request, row, values, field_errors(exc), 422)
-    return RedirectResponse(f"/settings/accounts/{account_id}?saved=1", status_code=303)
+    forgot = "&secret_forgotten=1" if had_secret and saved.password_encrypted is None else ""
+    return RedirectResponse(f"/settings/accounts/{account_id}?saved=1{forgot}", status_code=303)
 
 
 @router.post("/settings/accounts/{account_id}/authenticate")

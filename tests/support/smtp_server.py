@@ -102,6 +102,7 @@ class _State:
         self.drops = 0
         self.stall_seconds = 0.0
         self.queue_ids = 0
+        self.logins: list[tuple[str, bytes]] = []  # every AUTH attempt: (login, password)
 
     def accept(self, protocol: _TestSMTP) -> bool:
         """Count a new connection; False if it should be dropped instead."""
@@ -227,6 +228,10 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
     ) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
+            with self._state.lock:
+                self._state.logins.append(
+                    (auth_data.login.decode(errors="replace"), auth_data.password)
+                )
             expected = self._users.get(auth_data.login.decode(errors="replace"))
             if expected is not None and expected.encode() == auth_data.password:
                 return AuthResult(success=True, auth_data=auth_data)
@@ -314,6 +319,12 @@ class SmtpTestServer:
         with self._state.lock:
             self._state.connections = 0  # forget aiosmtpd's own start-up probe
         return self
+
+    @property
+    def logins(self) -> list[tuple[str, bytes]]:
+        """Every AUTH PLAIN/LOGIN attempt so far, right or wrong: (login, password)."""
+        with self._state.lock:
+            return list(self._state.logins)
 
     def stop(self) -> None:
         controller, self._controller = self._controller, None
