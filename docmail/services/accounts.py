@@ -11,7 +11,13 @@ from docmail.adapters.db import tables as t
 from docmail.adapters.oauth.providers import OAUTH_KINDS, installation_registry
 from docmail.adapters.ses import SesSettings, SesTransport
 from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
-from docmail.errors import Conflict, DeliveryError, NotFound, ValidationError
+from docmail.errors import (
+    Conflict,
+    DeliveryError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from docmail.extras import require
 from docmail.services.inputs import AccountIn, AccountPatch
 from docmail.services.runtime import Actor, Role, Runtime
@@ -242,11 +248,33 @@ def _own_mailbox(session: Session, actor: Actor) -> t.MailAccount | None:
     )
 
 
+def may_use(actor: Actor, account: t.MailAccount, *, explicit: bool) -> bool:
+    """Whether ``actor`` may send through ``account``.
+
+    A personal mailbox (``owner_user_id`` set, e.g. a user's own Gmail) sends only
+    for its owner, and for an admin who picks it explicitly; never by default for
+    someone else.
+    """
+    if account.owner_user_id is None or account.owner_user_id == actor.user_id or actor.system:
+        return True
+    return explicit and actor.role is Role.ADMIN
+
+
+def _check_may_use(actor: Actor, account: t.MailAccount, *, explicit: bool) -> t.MailAccount:
+    if not may_use(actor, account, explicit=explicit):
+        raise PermissionDenied(
+            f"mail account {account.id} is another user's own mailbox; choose another account",
+            field="account_id",
+            value=account.id,
+        )
+    return account
+
+
 def resolve_account(session: Session, actor: Actor, account_id: int | None) -> t.MailAccount:
     """The account to send from: the one asked for, else the user's own authenticated
-    mailbox, else the company default."""
+    mailbox, else the company default — each only if the actor may use it."""
     if account_id is not None:
-        return _get(session, actor, account_id)
+        return _check_may_use(actor, _get(session, actor, account_id), explicit=True)
     account = _own_mailbox(session, actor) or session.scalar(
         select(t.MailAccount).where(
             t.MailAccount.company_id == actor.company_id, t.MailAccount.is_default.is_(True)
@@ -256,7 +284,12 @@ def resolve_account(session: Session, actor: Actor, account_id: int | None) -> t
         raise Conflict(
             "no default mail account; create one with POST /api/v1/accounts", field="account_id"
         )
-    return account
+    return _check_may_use(actor, account, explicit=False)
+
+
+def usable_accounts(runtime: Runtime, actor: Actor) -> list[t.MailAccount]:
+    """The accounts a send dialog may offer this actor (personal mailboxes of others left out)."""
+    return [a for a in list_accounts(runtime, actor) if may_use(actor, a, explicit=True)]
 
 
 def smtp_settings(runtime: Runtime, account: t.MailAccount) -> SmtpSettings:

@@ -196,7 +196,7 @@ def close_quiet_runs(runtime: Runtime, worker: str) -> int:
         ).first()
     if row is None:
         return 0
-    actor = Actor(row.company_id, Role.SENDER, label=f"worker:{worker}")
+    actor = Actor(row.company_id, Role.SENDER, label=f"worker:{worker}", system=True)
     return int(close_run_by_id(runtime, actor, row.id, worker))
 
 

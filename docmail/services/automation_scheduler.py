@@ -242,7 +242,7 @@ def _summary(items: list[PlanItem]) -> dict[str, Any]:
 
 def execute(runtime: Runtime, claim: JobClaim, *, dry_run: bool = False) -> dict[str, Any]:
     """Run one occurrence of a job; every email it queues has a once-ever key."""
-    actor = Actor(claim.company_id, Role.SENDER, label=f"job:{claim.job_id}")
+    actor = Actor(claim.company_id, Role.SENDER, label=f"job:{claim.job_id}", system=True)
     zone = parse_zone(claim.timezone)
     if claim.kind == "reminders":
         return _summary(

@@ -23,6 +23,7 @@ from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import MessageState
 from docmail.errors import DocmailError, NotFound
+from docmail.services.accounts import resolve_account
 from docmail.services.compose import compose_in_session
 from docmail.services.inputs import BatchIn, SendIn
 from docmail.services.runtime import Actor, Role, Runtime
@@ -140,6 +141,8 @@ def start_batch(
             earlier = _existing_batch(session, actor, data.idempotency_key)
             if earlier is not None:
                 return earlier.id, True
+            if data.account_id is not None:  # 404 for another company's, 403 for a colleague's
+                resolve_account(session, actor, data.account_id)
             batch = t.Batch(
                 company_id=actor.company_id,
                 mode=data.mode,
@@ -273,7 +276,7 @@ def _expand_groups(
     runtime: Runtime, session: Session, batch: t.Batch, groups: list[list[t.BatchItem]]
 ) -> None:
     """Queue one email per group (or record why not) and count the outcomes on the batch."""
-    actor = Actor(batch.company_id, Role.SENDER, label=f"batch:{batch.id}")
+    actor = Actor(batch.company_id, Role.SENDER, label=f"batch:{batch.id}", system=True)
     docs = _load_documents(session, [i.document_id for g in groups for i in g])
     outcomes = [_compose_group(runtime, session, actor, batch, g, docs) for g in groups]
     _write_outcomes(session, outcomes)

@@ -40,6 +40,9 @@ class Actor:
     role: Role
     user_id: int | None = None
     label: str = ""
+    # docmail itself carrying out a choice made earlier by someone allowed to make it
+    # (a batch's account, checked when the batch was accepted; an admin's automation rule).
+    system: bool = False
 
     def require(self, role: Role) -> None:
         if _ROLE_RANK[self.role] < _ROLE_RANK[role]:

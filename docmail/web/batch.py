@@ -109,7 +109,7 @@ def batch_preview(
         account_id=account_id if account_id.isdigit() else "",
         ok=sum(1 for g in groups if g.problem is None),
         key=uuid.uuid4().hex,
-        accounts=accounts.list_accounts(runtime, signed.actor),
+        accounts=accounts.usable_accounts(runtime, signed.actor),
     )
 
 

@@ -59,7 +59,7 @@ def _dialog(
 ) -> Response:
     runtime = runtime_of(request)
     composition = compose.compose(runtime, signed.actor, document_id)
-    account_rows = accounts.list_accounts(runtime, signed.actor)
+    account_rows = accounts.usable_accounts(runtime, signed.actor)
     html = composition.body_html
     if draft.body_text != draft.original_text:
         html = text_to_html(draft.body_text)

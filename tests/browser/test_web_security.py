@@ -16,6 +16,7 @@ from docmail.http.app import create_app
 from docmail.services.runtime import Runtime
 from tests.browser.world import PASSWORD, WebWorld, build_world
 from tests.support.app import make_runtime
+from tests.support.web import csrf_of, sign_in
 
 
 @pytest.fixture
@@ -28,23 +29,10 @@ def web(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[Runtime, WebWor
 
 
 def signed_in(runtime: Runtime, email: str) -> TestClient:
-    client = TestClient(create_app(runtime), raise_server_exceptions=False)
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    answer = client.post(
-        "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return client
+    return sign_in(runtime, email, PASSWORD)
 
 
-def csrf(client: TestClient) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/documents").text)
-    assert found is not None
-    return found.group(1)
+csrf = csrf_of
 
 
 def test_pages_need_a_session_and_send_the_browser_to_sign_in(web: tuple) -> None:

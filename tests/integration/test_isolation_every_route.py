@@ -39,6 +39,7 @@ from docmail.http.app import create_app
 from docmail.services.companies import add_membership, create_user
 from docmail.services.runtime import Role, Runtime
 from tests.support.app import client_for, make_runtime, make_tenant
+from tests.support.web import csrf_of, sign_in
 
 API = "/api/v1"
 PASSWORD = "isolation-pass-1"
@@ -376,15 +377,8 @@ def _document_body(code: str, number: str, status: str, with_pdf: bool) -> dict[
 
 def signed_in(runtime: Runtime, email: str) -> tuple[TestClient, str]:
     """A browser session through the login form; returns the client and its CSRF token."""
-    client = TestClient(create_app(runtime), raise_server_exceptions=False)
-    found = _CSRF.search(client.get("/login").text)
-    assert found is not None
-    form = {"email": email, "password": PASSWORD, "csrf_token": found.group(1)}
-    answer = client.post("/login", data=form, follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    token = _CSRF.search(client.get("/documents").text)
-    assert token is not None
-    return client, token.group(1)
+    client = sign_in(runtime, email, PASSWORD)
+    return client, csrf_of(client)
 
 
 def make_company(runtime: Runtime, tag: str) -> Company:

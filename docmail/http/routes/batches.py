@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from docmail.http.auth import current_actor, runtime_of
 from docmail.http.openapi import also_200
 from docmail.http.params import IdPath
-from docmail.services import accounts, batches
+from docmail.services import batches
 from docmail.services.inputs import BatchIn
 from docmail.services.runtime import Actor
 
@@ -72,8 +72,6 @@ def send_batch(
     runtime = runtime_of(request)
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={"idempotency_key": idempotency_key})
-    if body.account_id is not None:  # 404 for a missing or another company's account
-        accounts.get_account(runtime, actor, body.account_id)
     small = len(body.document_ids) <= batches.INLINE_LIMIT
     batch_id, replayed = batches.start_batch(runtime, actor, body, inline=small)
     if replayed:
