@@ -12,10 +12,12 @@ messages go out.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 from sqlalchemy import delete, inspect, select, update
 from sqlalchemy.orm import Session
@@ -143,10 +145,15 @@ def check_return_to(value: str | None) -> str | None:
     return value
 
 
-def redirect_uri(runtime: Runtime, base_url: str) -> str:
-    """Where the provider sends the browser back: DOCMAIL_PUBLIC_URL, else this request's host."""
+def public_base(runtime: Runtime, base_url: str) -> str:
+    """docmail's address for browsers: DOCMAIL_PUBLIC_URL, else this request's host."""
     public = runtime.settings.extra.get("public_url") or os.environ.get("DOCMAIL_PUBLIC_URL")
-    return (public or base_url).rstrip("/") + CALLBACK_PATH
+    return (public or base_url).rstrip("/")
+
+
+def redirect_uri(runtime: Runtime, base_url: str) -> str:
+    """Where the provider sends the browser back."""
+    return public_base(runtime, base_url) + CALLBACK_PATH
 
 
 def _may_authenticate(actor: Actor, account: t.MailAccount) -> None:
@@ -157,21 +164,38 @@ def _may_authenticate(actor: Actor, account: t.MailAccount) -> None:
         raise PermissionDenied("viewers cannot connect mailboxes", field="role")
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """A started flow: the provider's consent page, and the nonce for the starting browser.
+
+    The nonce goes into that browser's cookie and nowhere else; the callback must
+    bring it back, in a browser signed in as the same user.
+    """
+
+    url: str
+    browser_nonce: str
+
+
 def start_authorization(
     runtime: Runtime, actor: Actor, account_id: int, return_to: str | None, base_url: str
-) -> str:
-    """Remember a new state for the account and return the provider's consent URL."""
-    account = get_account(runtime, actor, account_id)
-    _may_authenticate(actor, account)
-    if account.kind not in OAUTH_KINDS:
-        raise Conflict(
-            f"mail account {account_id} is of kind {account.kind!r}, which does not use OAuth",
-            field="account_id",
-            value=account_id,
+) -> Authorization:
+    """Remember a new state for the account and return the provider's consent URL.
+
+    Only a person signed in to docmail starts a flow (``actor.user_id``): the tokens
+    must land on the account of whoever approved at the provider, and the callback
+    checks that it is that same person, in that same browser.
+    """
+    if actor.user_id is None:
+        raise PermissionDenied(
+            "a mailbox is connected by a person signed in to docmail; open the account's "
+            "connect_url in a browser",
+            field="authorization",
         )
+    account = _authenticatable(runtime, actor, account_id)
     provider = registry(runtime).get(account.kind)
     creds = client_credentials(runtime, actor.company_id, provider)
     state, verifier, now = secrets.token_urlsafe(32), client.new_code_verifier(), runtime.clock()
+    nonce = secrets.token_urlsafe(32)
     with runtime.session() as session:
         session.execute(delete(t.OAuthState).where(t.OAuthState.expires_at < now))
         session.add(
@@ -180,15 +204,39 @@ def start_authorization(
                 company_id=actor.company_id,
                 account_id=account.id,
                 user_id=actor.user_id,
+                browser_hash=_hash(nonce),
                 code_verifier_encrypted=runtime.secrets.encrypt(verifier),
                 return_to=check_return_to(return_to),
                 created_at=now,
                 expires_at=now + STATE_TTL,
             )
         )
-    return client.authorization_url(
+    url = client.authorization_url(
         provider, creds, redirect_uri(runtime, base_url), state, verifier, account.username
     )
+    return Authorization(url, nonce)
+
+
+def _authenticatable(runtime: Runtime, actor: Actor, account_id: int) -> t.MailAccount:
+    account = get_account(runtime, actor, account_id)
+    _may_authenticate(actor, account)
+    if account.kind not in OAUTH_KINDS:
+        raise Conflict(
+            f"mail account {account_id} is of kind {account.kind!r}, which does not use OAuth",
+            field="account_id",
+            value=account_id,
+        )
+    return account
+
+
+def connect_url(
+    runtime: Runtime, actor: Actor, account_id: int, return_to: str | None, base_url: str
+) -> str:
+    """The docmail page where a signed-in person connects the account (for API callers)."""
+    _authenticatable(runtime, actor, account_id)
+    back = check_return_to(return_to)
+    query = f"?back={quote(back, safe='/')}" if back else ""
+    return f"{public_base(runtime, base_url)}/accounts/{account_id}/connect{query}"
 
 
 @dataclass(frozen=True)
@@ -197,48 +245,106 @@ class CallbackResult:
     account_id: int
     return_to: str | None
     error: str | None = None
+    # Said on the page the browser returns to: which company and mailbox got connected.
+    company_name: str = ""
+    mailbox: str = ""
 
 
-def _take_state(runtime: Runtime, state: str) -> t.OAuthState:
-    """Burn the state (single use) and return it; a used, unknown or old state is refused."""
+class ForeignCallback(PermissionDenied):
+    """A callback from another browser or person than the one who started the flow."""
+
+
+def _take_state(
+    runtime: Runtime, state: str, browser_nonce: str | None, user_id: int | None
+) -> t.OAuthState:
+    """Burn the state (single use) and return it.
+
+    A used, unknown or old state is refused; so is one brought back by another
+    browser (no or another nonce cookie) or another signed-in user than the one who
+    started it — then the state stays unused and nothing is connected.
+    """
     now = runtime.clock()
     with runtime.session() as session:
-        burnt = session.execute(
-            update(t.OAuthState)
-            .where(
+        row = session.scalar(
+            select(t.OAuthState).where(
                 t.OAuthState.state_hash == _hash(state),
                 t.OAuthState.used_at.is_(None),
                 t.OAuthState.expires_at > now,
             )
-            .values(used_at=now)
         )
-        row = session.scalar(select(t.OAuthState).where(t.OAuthState.state_hash == _hash(state)))
-        if burnt.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+        if row is None:
             raise ValidationError(
                 "this authorization link is unknown, was already used or has expired; "
                 "click Authenticate on the mail account again",
                 field="state",
             )
+        same_browser = bool(row.browser_hash) and hmac.compare_digest(
+            row.browser_hash, _hash(browser_nonce or "")
+        )
+        if not same_browser or row.user_id is None or row.user_id != user_id:
+            raise ForeignCallback(
+                "this authorization was started in another browser or by another person, "
+                "so nothing was connected; sign in to docmail and click Authenticate on the "
+                "mail account yourself",
+                field="state",
+            )
+        burnt = session.execute(
+            update(t.OAuthState)
+            .where(t.OAuthState.id == row.id, t.OAuthState.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if burnt.rowcount != 1:  # type: ignore[attr-defined]
+            raise ValidationError(
+                "this authorization link was already used; click Authenticate again",
+                field="state",
+            )
         return row
 
 
+def _still_allowed(runtime: Runtime, pending: t.OAuthState) -> None:
+    """The user who started may still connect the account (not removed or demoted since)."""
+    with runtime.session() as session:
+        role = session.scalar(
+            select(t.Membership.role).where(
+                t.Membership.user_id == pending.user_id,
+                t.Membership.company_id == pending.company_id,
+            )
+        )
+    if role is None:
+        raise ForeignCallback("you are no longer a member of this company", field="state")
+    actor = Actor(pending.company_id, Role(role), user_id=pending.user_id)
+    _authenticatable(runtime, actor, pending.account_id)
+
+
 def complete_authorization(
-    runtime: Runtime, state: str, code: str | None, error: str | None, base_url: str
+    runtime: Runtime,
+    state: str,
+    code: str | None,
+    error: str | None,
+    base_url: str,
+    *,
+    browser_nonce: str | None,
+    user_id: int | None,
 ) -> CallbackResult:
     """Handle the provider's redirect: exchange the code, store the tokens, unpause.
 
-    An unknown, used or expired state raises; any later failure is returned in
-    ``CallbackResult.error`` so the browser can be sent back to ``return_to`` with it.
+    An unknown, used, expired or foreign state raises; any later failure is returned
+    in ``CallbackResult.error`` so the browser can be sent back to ``return_to``.
     """
-    pending = _take_state(runtime, state)
+    pending = _take_state(runtime, state, browser_nonce, user_id)
     try:
+        _still_allowed(runtime, pending)
         _connect(runtime, pending, code, error, base_url)
     except DocmailError as exc:
         return CallbackResult(
             pending.company_id, pending.account_id, pending.return_to, exc.message
         )
     runtime.wakeup()
-    return CallbackResult(pending.company_id, pending.account_id, pending.return_to)
+    with runtime.session() as session:
+        account = session.get_one(t.MailAccount, pending.account_id)
+        company = session.get_one(t.Company, pending.company_id)
+        names = (company.name, account.username or account.from_email)
+    return CallbackResult(pending.company_id, pending.account_id, pending.return_to, None, *names)
 
 
 def _connect(

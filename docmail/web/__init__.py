@@ -14,6 +14,7 @@ def install_web(app: FastAPI) -> None:
     """Add the pages and their static files to the API application."""
     from docmail.web import (
         batch,
+        oauth_pages,
         pages_auth,
         pages_documents,
         pages_log,
@@ -23,6 +24,7 @@ def install_web(app: FastAPI) -> None:
     )
 
     for module in (
+        oauth_pages,
         pages_auth,
         pages_documents,
         send_dialog,

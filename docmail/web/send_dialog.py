@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import ValidationError as PydanticError
 
 from docmail.errors import DocmailError, ValidationError
 from docmail.services import accounts, compose, documents, oauth, sending
 from docmail.services.htmltext import text_to_html
 from docmail.services.inputs import SendIn
+from docmail.web import oauth_pages
 from docmail.web.routing import Sender, SenderPost, WebRoute, render, runtime_of
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -99,10 +99,7 @@ def connect(
     request: Request, signed: SenderPost, account_id: int, back: Annotated[str, Form()] = "/"
 ) -> Response:
     """Go to the provider's consent page (admins, or the mailbox's owner)."""
-    url = oauth.start_authorization(
-        runtime_of(request), signed.actor, account_id, back or "/", str(request.base_url)
-    )
-    return RedirectResponse(url, status_code=303)
+    return oauth_pages.begin(request, signed, account_id, back or "/")
 
 
 @router.get("/documents/{document_id}/send")

@@ -16,6 +16,7 @@ from docmail.errors import Conflict, DocmailError, ValidationError
 from docmail.services import accounts, companies, doctypes, oauth
 from docmail.services.inputs import AccountIn, AccountPatch, DocumentTypePatch
 from docmail.services.runtime import Role
+from docmail.web import oauth_pages
 from docmail.web.forms import Posted, checked, field_errors, optional, text, words
 from docmail.web.queries import company_members
 from docmail.web.routing import Admin, AdminPost, WebRoute, render, runtime_of
@@ -33,6 +34,7 @@ def settings_home() -> Response:
 def account_list(request: Request, signed: Admin) -> Response:
     rows = accounts.list_accounts(runtime_of(request), signed.actor)
     status = {a.id: oauth.oauth_status(a) for a in rows}
+    named = request.query_params.get("account_id", "")
     return render(
         request,
         "settings/accounts.html",
@@ -40,6 +42,7 @@ def account_list(request: Request, signed: Admin) -> Response:
         oauth_status=status,
         oauth_kinds=oauth.OAUTH_KINDS,
         connected=request.query_params.get("oauth") == "connected",
+        connected_account=next((a for a in rows if str(a.id) == named), None),
         oauth_error=request.query_params.get("oauth_error"),
     )
 
@@ -128,10 +131,7 @@ def account_authenticate(request: Request, signed: AdminPost, account_id: int) -
     The provider brings the browser back to the accounts page, which then shows
     "token updated"; a revoked account resumes sending by itself.
     """
-    url = oauth.start_authorization(
-        runtime_of(request), signed.actor, account_id, "/settings/accounts", str(request.base_url)
-    )
-    return RedirectResponse(url, status_code=303)
+    return oauth_pages.begin(request, signed, account_id, "/settings/accounts")
 
 
 @router.post("/settings/accounts/{account_id}/test")

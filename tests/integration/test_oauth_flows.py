@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 from sqlalchemy import select
 
 from docmail.adapters.db import tables as t
@@ -37,7 +36,8 @@ def test_consent_stores_encrypted_tokens_and_the_message_goes_out_over_xoauth2(
     world: OAuthWorld,
 ) -> None:
     started = world.api("POST", f"/accounts/{world.account_id}/oauth/start", 200, json={})
-    query = parse_qs(urlparse(started["authorization_url"]).query)
+    assert started["connect_url"].endswith(f"/accounts/{world.account_id}/connect")
+    query = parse_qs(urlparse(world.start()).query)
     assert query["code_challenge_method"] == ["S256"] and query["scope"] == [
         "https://mail.google.com/"
     ]
@@ -66,14 +66,13 @@ def test_consent_stores_encrypted_tokens_and_the_message_goes_out_over_xoauth2(
 
 
 def test_an_authorization_state_works_once_and_a_wrong_one_is_refused(world: OAuthWorld) -> None:
-    started = world.api("POST", f"/accounts/{world.account_id}/oauth/start", 200, json={})
-    consent = httpx.get(started["authorization_url"], follow_redirects=False)
-    back = urlparse(consent.headers["location"])
-    first = world.tenant.client.get(f"{back.path}?{back.query}")
-    assert first.status_code == 200 and first.json()["oauth"] == "connected"
-    again = world.tenant.client.get(f"{back.path}?{back.query}")
-    assert again.status_code == 422 and again.json()["field"] == "state"
-    forged = world.tenant.client.get("/oauth/callback?code=x&state=forged")
+    callback = world.consent(world.start(return_to=None))
+    first = world.browser.get(callback, follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"].endswith(f"account_id={world.account_id}&oauth=connected")
+    again = world.browser.get(callback, follow_redirects=False)
+    assert again.status_code == 422 and "ya se usó" in again.text  # the admin reads Spanish
+    forged = world.browser.get("/oauth/callback?code=x&state=forged")
     assert forged.status_code == 422
 
 

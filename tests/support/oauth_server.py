@@ -33,13 +33,16 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
+from fastapi.testclient import TestClient
 
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import RetryPolicy
-from docmail.services.runtime import Runtime
+from docmail.services.companies import add_membership, create_user
+from docmail.services.runtime import Role, Runtime
 from docmail.worker.worker import Worker
 from tests.support.app import Tenant, make_runtime, make_tenant
 from tests.support.smtp_server import HOST, LocalCA, free_port
+from tests.support.web import csrf_of, sign_in
 
 CLIENT_ID = "docmail-test-client"
 CLIENT_SECRET = "client-secret-9f8e7d6c5b4a"
@@ -405,6 +408,7 @@ def xoauth2_smtp_fixture(
 # ---------------------------------------------------------------- a docmail world
 
 PDF = b"%PDF-1.4\n" + os.urandom(5_000) + b"\n%%EOF\n"
+ADMIN, ADMIN_PASSWORD = "admin@acme.mx", "admin-password-1"
 
 
 @dataclass
@@ -414,6 +418,7 @@ class OAuthWorld:
     auth: OAuthTestServer
     smtp: XOAuth2SmtpServer
     account_id: int
+    browser: TestClient  # the company's admin, signed in to the web pages
 
     def api(self, method: str, path: str, expect: int | None = None, **kw: Any) -> Any:
         response = self.tenant.client.request(method, f"/api/v1{path}", **kw)
@@ -421,15 +426,28 @@ class OAuthWorld:
             assert response.status_code == expect, response.text
         return response.json() if response.content else None
 
-    def authenticate(self, return_to: str | None = "/documents/1/send") -> httpx.Response:
-        """Click Authenticate, let the provider approve, follow its redirect to the callback."""
-        started = self.api(
-            "POST", f"/accounts/{self.account_id}/oauth/start", 200, json={"return_to": return_to}
-        )
-        consent = httpx.get(started["authorization_url"], follow_redirects=False)
+    def start(self, return_to: str | None = "/documents/1/send") -> str:
+        """The admin clicks Authenticate in the browser; returns the provider's consent URL."""
+        if return_to is None:
+            path, form = f"/settings/accounts/{self.account_id}/authenticate", {}
+        else:
+            path, form = f"/accounts/{self.account_id}/connect", {"back": return_to}
+        form["csrf_token"] = csrf_of(self.browser)
+        answer = self.browser.post(path, data=form, follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+        return answer.headers["location"]
+
+    def consent(self, authorization_url: str) -> str:
+        """The provider approves; returns the callback path and query it sends the browser to."""
+        consent = httpx.get(authorization_url, follow_redirects=False)
         assert consent.status_code == 302, consent.text
         back = urlparse(consent.headers["location"])
-        return self.tenant.client.get(f"{back.path}?{back.query}", follow_redirects=False)
+        return f"{back.path}?{back.query}"
+
+    def authenticate(self, return_to: str | None = "/documents/1/send") -> httpx.Response:
+        """Click Authenticate, let the provider approve, follow its redirect to the callback."""
+        callback = self.consent(self.start(return_to))
+        return self.browser.get(callback, follow_redirects=False)
 
     def send(self, number: str) -> dict[str, Any]:
         doc = self.api(
@@ -487,4 +505,7 @@ def oauth_world_fixture(
         "/api/v1/parties",
         json={"code": "C1", "name": "Cliente Uno", "email": "pagos@cliente.mx", "language": "es"},
     ).raise_for_status()
-    return OAuthWorld(runtime, tenant, oauth_server, xoauth2_smtp, created.json()["id"])
+    admin = create_user(runtime, ADMIN, ADMIN_PASSWORD, name="Admin")
+    add_membership(runtime, admin.id, tenant.company_id, Role.ADMIN)
+    browser = sign_in(runtime, ADMIN, ADMIN_PASSWORD)
+    return OAuthWorld(runtime, tenant, oauth_server, xoauth2_smtp, created.json()["id"], browser)

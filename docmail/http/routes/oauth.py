@@ -1,18 +1,16 @@
 """OAuth2 mail accounts over HTTP: Authenticate, the provider's callback, OAuth clients.
 
-``router`` carries full paths (``/api/v1/...`` and the public ``/oauth/callback``,
-which the provider's redirect reaches without an API token: the single-use state
-says which company and account it is for). Include it before the settings routes so
-``/api/v1/accounts/needs-attention`` is not taken for an account id.
+``router`` carries full paths. The provider's callback is a web page
+(``docmail.web.oauth_pages``): only a signed-in person connects a mailbox. Include
+this router before the settings routes so ``/api/v1/accounts/needs-attention`` is
+not taken for an account id.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field
 
 from docmail.http.auth import current_actor, runtime_of
@@ -47,32 +45,15 @@ def start(
     body: StartIn | None = None,
     actor: Actor = Depends(current_actor),
 ) -> Json:
-    """Begin connecting a Google / Microsoft mailbox: open ``authorization_url`` in a browser."""
-    url = oauth.start_authorization(
+    """Where a person connects a Google / Microsoft mailbox: open ``connect_url`` in a browser.
+
+    The person signs in to docmail there (if not yet) and clicks Authenticate; the
+    provider's answer connects the mailbox only in that browser, for that person.
+    """
+    url = oauth.connect_url(
         runtime_of(request), actor, account_id, body.return_to if body else None, _base_url(request)
     )
-    return {"authorization_url": url, "expires_in": int(oauth.STATE_TTL.total_seconds())}
-
-
-@router.get(oauth.CALLBACK_PATH, tags=["oauth"], include_in_schema=False)
-def callback(
-    request: Request,
-    state: str = "",
-    code: str | None = None,
-    error: str | None = None,
-) -> Response:
-    """The provider's redirect: store the tokens, then go back to ``return_to``."""
-    result = oauth.complete_authorization(
-        runtime_of(request), state, code, error, _base_url(request)
-    )
-    if result.return_to:
-        params: dict[str, str | int] = {"account_id": result.account_id}
-        params.update({"oauth_error": result.error} if result.error else {"oauth": "connected"})
-        separator = "&" if "?" in result.return_to else "?"
-        return RedirectResponse(f"{result.return_to}{separator}{urlencode(params)}", 303)
-    if result.error:
-        return JSONResponse({"error": result.error, "field": "code"}, status_code=400)
-    return JSONResponse({"ok": True, "account_id": result.account_id, "oauth": "connected"})
+    return {"connect_url": url, "expires_in": int(oauth.STATE_TTL.total_seconds())}
 
 
 @router.get(f"{API}/accounts/needs-attention", tags=["oauth"])
