@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from docmail.adapters.db import tables as t
 from docmail.adapters.secrets import SecretBox
 from docmail.cli import backup as _backup  # noqa: F401 - registers backup and restore
+from docmail.cli import members as _members  # noqa: F401 - registers invite
 from docmail.cli import output
 from docmail.cli import server as _server  # noqa: F401 - registers serve and worker
 from docmail.cli.common import cli, echo_flush, open_runtime, resolve_actor, token_option
@@ -34,6 +35,7 @@ from docmail.errors import (
     NotFound,
     ValidationError,
 )
+from docmail.services import members
 from docmail.services.batches import BatchResult, send_batch
 from docmail.services.companies import (
     add_membership,
@@ -44,6 +46,7 @@ from docmail.services.companies import (
 from docmail.services.documents import DocumentFilter, list_documents
 from docmail.services.inputs import BatchIn, SendIn
 from docmail.services.messages import MessageFilter, get_message, list_messages
+from docmail.services.oauth import public_base
 from docmail.services.runtime import Actor, Role, Runtime
 from docmail.services.sending import send_document
 
@@ -75,6 +78,19 @@ def _ensure_admin(runtime: Runtime, company_id: int, email: str, password: str |
             select(t.Membership.id).where(
                 t.Membership.user_id == user_id, t.Membership.company_id == company_id
             )
+        )
+    if user_id is not None and not member:
+        # Someone who already uses docmail joins only by accepting (their consent).
+        made = members.invite(
+            runtime,
+            Actor(company_id, Role.ADMIN, label="cli:init"),
+            email,
+            Role.ADMIN.value,
+            base_url=public_base(runtime, "http://127.0.0.1:8025"),
+        )
+        return (
+            f"admin user: {email} already uses docmail; they become admin by accepting:\n"
+            f"{made.link}"
         )
     note = f"admin user: {email} exists; password unchanged"
     if user_id is None:

@@ -14,6 +14,7 @@ def install_web(app: FastAPI) -> None:
     """Add the pages and their static files to the API application."""
     from docmail.web import (
         batch,
+        members_pages,
         oauth_pages,
         pages_auth,
         pages_documents,
@@ -24,6 +25,7 @@ def install_web(app: FastAPI) -> None:
     )
 
     for module in (
+        members_pages,
         oauth_pages,
         pages_auth,
         pages_documents,

@@ -202,25 +202,6 @@ def message_state(runtime: Runtime, actor: Actor, message_id: int) -> MessageRow
 
 
 @dataclass(frozen=True)
-class Member:
-    user_id: int
-    email: str
-    name: str
-    role: str
-
-
-def company_members(runtime: Runtime, actor: Actor) -> list[Member]:
-    with runtime.session() as session:
-        rows = session.execute(
-            select(t.User.id, t.User.email, t.User.name, t.Membership.role)
-            .join(t.Membership, t.Membership.user_id == t.User.id)
-            .where(t.Membership.company_id == actor.company_id)
-            .order_by(t.User.email)
-        ).all()
-    return [Member(*row) for row in rows]
-
-
-@dataclass(frozen=True)
 class CaughtRow:
     id: int
     received_at: datetime

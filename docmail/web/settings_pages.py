@@ -7,18 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from docmail.adapters.db import tables as t
 from docmail.domain.documents import DocumentStatus, Fallback
-from docmail.errors import Conflict, DocmailError, ValidationError
-from docmail.services import accounts, companies, doctypes, oauth
+from docmail.errors import Conflict, ValidationError
+from docmail.services import accounts, doctypes, oauth
 from docmail.services.inputs import AccountIn, AccountPatch, DocumentTypePatch
-from docmail.services.runtime import Role
 from docmail.web import oauth_pages
 from docmail.web.forms import Posted, checked, field_errors, optional, text, words
-from docmail.web.queries import company_members
 from docmail.web.routing import Admin, AdminPost, WebRoute, render, runtime_of
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -175,55 +171,3 @@ def type_update(request: Request, signed: AdminPost, form: Posted, code: str) ->
     except (PydanticError, ValidationError) as exc:
         return _types_page(request, signed, field_errors(exc), code, 422)
     return RedirectResponse(f"/settings/types?saved={code}#type-{code}", status_code=303)
-
-
-@router.get("/settings/users")
-def user_list(request: Request, signed: Admin) -> Response:
-    return _users_page(request, signed, {}, {}, 200)
-
-
-def _users_page(
-    request: Request, signed: Admin, values: dict[str, str], errors: dict[str, str], status: int
-) -> Response:
-    members = company_members(runtime_of(request), signed.actor)
-    roles = [r.value for r in Role]
-    return render(
-        request,
-        "settings/users.html",
-        status,
-        members=members,
-        roles=roles,
-        values=values,
-        errors=errors,
-    )
-
-
-def _add_member(request: Request, signed: AdminPost, values: dict[str, str], password: str) -> None:
-    runtime = runtime_of(request)
-    if values["role"] not in [r.value for r in Role]:
-        raise ValidationError("choose a role", field="role")
-    with runtime.session() as session:
-        user_id = session.scalar(select(t.User.id).where(t.User.email == values["email"].lower()))
-        if user_id is not None and session.scalar(
-            select(t.Membership.id).where(
-                t.Membership.user_id == user_id, t.Membership.company_id == signed.actor.company_id
-            )
-        ):
-            raise Conflict("this user is already a member of the company", field="email")
-    if user_id is None:
-        if not values["email"] or "@" not in values["email"]:
-            raise ValidationError("type the user's email address", field="email")
-        user_id = companies.create_user(runtime, values["email"], password, name=values["name"]).id
-    companies.add_membership(runtime, user_id, signed.actor.company_id, Role(values["role"]))
-
-
-@router.post("/settings/users")
-def user_add(request: Request, signed: AdminPost, form: Posted) -> Response:
-    values = {"email": text(form, "email"), "name": text(form, "name"), "role": text(form, "role")}
-    try:
-        _add_member(request, signed, values, text(form, "password"))
-    except DocmailError as exc:
-        if exc.status_code not in (409, 422):
-            raise
-        return _users_page(request, signed, values, field_errors(exc), exc.status_code)
-    return RedirectResponse("/settings/users?saved=1", status_code=303)
