@@ -487,7 +487,7 @@ def demo_token(runtime: Runtime, company_id: int) -> str:
                 return token
         except AuthenticationRequired:
             pass
-    token = create_api_token(runtime, company_id, "demo", Role.ADMIN)
+    token = create_api_token(runtime, company_id, "demo", Role.ADMIN, created_by="demo")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -25,10 +25,8 @@ from docmail.errors import (
     DocmailError,
     ValidationError,
 )
-from docmail.services.companies import (
-    authenticate_token,
-)
 from docmail.services.runtime import Actor, Role, Runtime
+from docmail.services.tokens import authenticate_token
 
 log = logging.getLogger("docmail.cli")
 

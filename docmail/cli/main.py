@@ -24,6 +24,7 @@ from docmail.cli import backup as _backup  # noqa: F401 - registers backup and r
 from docmail.cli import members as _members  # noqa: F401 - registers invite
 from docmail.cli import output
 from docmail.cli import server as _server  # noqa: F401 - registers serve and worker
+from docmail.cli import tokens as _tokens  # noqa: F401 - registers tokens create/list/revoke
 from docmail.cli.common import cli, echo_flush, open_runtime, resolve_actor, token_option
 from docmail.cli.importer import CSV_HELP, ImportReport, import_rows, read_rows
 from docmail.demo import (
@@ -151,7 +152,8 @@ def init(
         else:
             click.echo(f"company: {company.strip()} (id {company_id}) exists; reusing it")
         click.echo(_ensure_admin(runtime, company_id, email, admin_password))
-        token = create_api_token(runtime, company_id, f"init {time.strftime('%Y-%m-%d %H:%M')}")
+        name = f"init {time.strftime('%Y-%m-%d %H:%M')}"
+        token = create_api_token(runtime, company_id, name, created_by="cli:init")
     click.echo("API token (shown once, keep it secret):")
     click.echo(token)
 

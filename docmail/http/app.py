@@ -9,7 +9,16 @@ from docmail import __version__
 from docmail.http.errors import ERROR_RESPONSES, install_error_handlers
 from docmail.http.limits import BodySizeLimit
 from docmail.http.routes import automation as automation_routes
-from docmail.http.routes import batches, documents, members, messages, oauth, operations, settings
+from docmail.http.routes import (
+    batches,
+    documents,
+    members,
+    messages,
+    oauth,
+    operations,
+    settings,
+    tokens,
+)
 from docmail.http.routes import einvoices as einvoice_routes
 from docmail.services.runtime import Runtime
 from docmail.web import install_web
@@ -37,6 +46,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         operations.router,
         automation_routes.router,
         members.router,
+        tokens.router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(einvoice_routes.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from docmail.errors import AuthenticationRequired
-from docmail.services.companies import authenticate_token
 from docmail.services.runtime import Actor, Runtime
+from docmail.services.tokens import authenticate_token
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -162,6 +162,7 @@ def message_json(m: t.Message, attempts: list[t.MessageAttempt] | None = None) -
         "document_ids": [link.document_id for link in m.document_links],
         "attachments": [attachment_json(a) for a in m.attachments],
         "created_at": m.created_at.isoformat(),
+        "created_by": m.created_by,  # user:<email>, token:<name>, automation:<kind>, ...
         "sent_at": m.sent_at.isoformat() if m.sent_at else None,
     }
     if attempts is not None:

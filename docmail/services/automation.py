@@ -27,6 +27,7 @@ from docmail.automation.policy import (
     rule_key,
 )
 from docmail.errors import Conflict, NotFound
+from docmail.services import audit
 from docmail.services.automation_inputs import RuleIn, RulePatch
 from docmail.services.automation_queue import Builder, PlanItem, Prepared, Scope, queue_once
 from docmail.services.compose import (
@@ -106,6 +107,8 @@ def create_rule(runtime: Runtime, actor: Actor, data: RuleIn) -> t.AutomationRul
             row = t.AutomationRule(company_id=actor.company_id, **data.model_dump())
             session.add(row)
             session.flush()
+            detail = data.model_dump(exclude={"subject", "body_html", "body_text"})
+            audit.record(session, actor, "automation_rule.created", _target(row), detail)
             return row
     except IntegrityError:
         raise Conflict(
@@ -121,16 +124,28 @@ def update_rule(runtime: Runtime, actor: Actor, rule_id: int, patch: RulePatch) 
     _check_templates(runtime, {k: changes.get(k) for k in ("subject", "body_html", "body_text")})
     with runtime.session() as session:
         row = _rule_row(session, actor, rule_id)
+        diff = audit.changed(row, changes)
+        for body in ("body_html", "body_text"):  # too long for the list: only say it changed
+            if body in diff:
+                diff[body] = "changed"
         for key, value in changes.items():
             setattr(row, key, value)
         session.flush()
+        if diff:
+            audit.record(session, actor, "automation_rule.updated", _target(row), diff)
         return row
 
 
 def delete_rule(runtime: Runtime, actor: Actor, rule_id: int) -> None:
     actor.require(Role.ADMIN)
     with runtime.session() as session:
-        session.delete(_rule_row(session, actor, rule_id))
+        row = _rule_row(session, actor, rule_id)
+        session.delete(row)
+        audit.record(session, actor, "automation_rule.deleted", _target(row))
+
+
+def _target(row: t.AutomationRule) -> str:
+    return f"automation_rule:{row.id} {row.doc_type}/{row.trigger}"
 
 
 def get_rule(runtime: Runtime, actor: Actor, rule_id: int) -> t.AutomationRule:

@@ -124,11 +124,13 @@ def _skip_reason(composed: Composition) -> str | None:
 
 
 def _message(
-    runtime: Runtime, session: Session, actor: Actor, key: str, prepared: Prepared
+    runtime: Runtime, session: Session, actor: Actor, key: str, scope: Scope, prepared: Prepared
 ) -> t.Message:
     assert prepared.composed is not None
     message = build_message_row(runtime, session, actor, prepared.composed, prepared.edits)
     message.idempotency_key = key
+    # Queued by a rule, a reminder or a statement run, whoever's event woke it.
+    message.created_by = f"automation:{scope.kind}"
     if prepared.send_at is not None and prepared.send_at > message.next_attempt_at:
         message.next_attempt_at = prepared.send_at
     session.add(message)
@@ -167,7 +169,7 @@ def _attempt(
         return _item(key, scope, prepared, SKIPPED, reason=reason), prepared.final
     try:
         with session.begin_nested():
-            message = _message(runtime, session, actor, key, prepared)
+            message = _message(runtime, session, actor, key, scope, prepared)
     except DocmailError as exc:
         return _item(key, scope, prepared, FAILED, reason=exc.message), True
     return _item(key, scope, prepared, SENT, message_id=message.id), True

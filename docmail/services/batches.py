@@ -23,6 +23,7 @@ from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import MessageState
 from docmail.errors import DocmailError, NotFound
+from docmail.services import audit
 from docmail.services.accounts import resolve_account
 from docmail.services.compose import compose_in_session
 from docmail.services.inputs import BatchIn, SendIn
@@ -32,6 +33,7 @@ from docmail.services.sending import MessageDraft, build_message_draft
 CHUNK_SIZE = 200
 INLINE_LIMIT = 500  # batches up to this size are expanded inside the request
 BATCH_LEASE = timedelta(minutes=2)
+BATCH_STARTED = "batch.started"
 
 Progress = Callable[[int, int], None]
 
@@ -156,6 +158,10 @@ def start_batch(
                 batch.locked_by = "inline"
                 batch.locked_until = runtime.clock() + BATCH_LEASE
             session.add(batch)
+            session.flush()
+            # Also who started it: the batch's emails carry that actor as created_by.
+            detail = {"documents": len(ids), "mode": data.mode}
+            audit.record(session, actor, BATCH_STARTED, f"batch:{batch.id}", detail)
     except IntegrityError:
         with runtime.session() as session:
             earlier = _existing_batch(session, actor, data.idempotency_key)
@@ -231,6 +237,24 @@ def _compose_group(
     return _GroupOutcome(items, message=message)
 
 
+def _started_by(session: Session, batch: t.Batch) -> str:
+    """The label of who started the batch (from its audit event), else ``batch:<id>``.
+
+    Batches have no creator column; workers expand them long after the request,
+    so the audit event written with the batch is where the creator is kept.
+    """
+    label = session.scalar(
+        select(t.AuditEvent.actor)
+        .where(
+            t.AuditEvent.company_id == batch.company_id,
+            t.AuditEvent.action == BATCH_STARTED,
+            t.AuditEvent.target == f"batch:{batch.id}",
+        )
+        .limit(1)
+    )
+    return label or f"batch:{batch.id}"
+
+
 def _write_outcomes(session: Session, outcomes: list[_GroupOutcome]) -> None:
     """Insert every built message at once, then mark each item with its message or reason."""
     built = [o for o in outcomes if o.message is not None]
@@ -276,7 +300,7 @@ def _expand_groups(
     runtime: Runtime, session: Session, batch: t.Batch, groups: list[list[t.BatchItem]]
 ) -> None:
     """Queue one email per group (or record why not) and count the outcomes on the batch."""
-    actor = Actor(batch.company_id, Role.SENDER, label=f"batch:{batch.id}", system=True)
+    actor = Actor(batch.company_id, Role.SENDER, label=_started_by(session, batch), system=True)
     docs = _load_documents(session, [i.document_id for g in groups for i in g])
     outcomes = [_compose_group(runtime, session, actor, batch, g, docs) for g in groups]
     _write_outcomes(session, outcomes)

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets as pysecrets
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.domain.documents import DEFAULT_DOCUMENT_TYPES, DocumentTypeRule, parse_language
-from docmail.errors import AuthenticationRequired, Conflict, ValidationError
+from docmail.errors import Conflict, ValidationError
 from docmail.services.passwords import hash_password
-from docmail.services.runtime import Actor, Role, Runtime
-
-TOKEN_PREFIX = "dm_"  # noqa: S105 - a public prefix, not a secret
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+from docmail.services.runtime import Role, Runtime
+from docmail.services.tokens import authenticate_token as authenticate_token  # old home
+from docmail.services.tokens import new_token_row
 
 
 def document_type_row(company_id: int, rule: DocumentTypeRule) -> t.DocumentType:
@@ -63,30 +56,23 @@ def create_company(
     return company
 
 
-def create_api_token(runtime: Runtime, company_id: int, name: str, role: Role = Role.ADMIN) -> str:
-    """Create a token and return it in clear: the only time it is ever shown."""
-    token = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
-    with runtime.session() as session:
-        session.add(
-            t.ApiToken(
-                company_id=company_id, name=name, token_hash=hash_token(token), role=role.value
-            )
-        )
-    return token
+def create_api_token(
+    runtime: Runtime,
+    company_id: int,
+    name: str,
+    role: Role = Role.ADMIN,
+    *,
+    created_by: str = "cli",
+) -> str:
+    """Create a token without an acting user (``docmail init``, the demo, tests).
 
-
-def authenticate_token(runtime: Runtime, token: str) -> Actor:
-    if not token:
-        raise AuthenticationRequired("missing API token; send 'Authorization: Bearer <token>'")
+    Returns the token in clear: the only time it is ever shown. People and
+    integrations make theirs with :func:`docmail.services.tokens.create_token`.
+    """
+    made = new_token_row(company_id, name, role, created_by=created_by)
     with runtime.session() as session:
-        row = session.scalar(
-            select(t.ApiToken).where(
-                t.ApiToken.token_hash == hash_token(token), t.ApiToken.revoked_at.is_(None)
-            )
-        )
-        if row is None:
-            raise AuthenticationRequired("the API token is not valid or was revoked")
-        return Actor(company_id=row.company_id, role=Role(row.role), label=f"token:{row.name}")
+        session.add(made.row)
+    return made.token
 
 
 def create_user(

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from docmail.adapters.db import tables as t
 from docmail.domain.documents import DocumentStatus, DocumentTypeRule, Fallback
 from docmail.errors import Conflict, NotFound, ValidationError
+from docmail.services import audit
 from docmail.services.inputs import DocumentTypeIn, DocumentTypePatch
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -67,6 +68,7 @@ def create_type(runtime: Runtime, actor: Actor, data: DocumentTypeIn) -> t.Docum
             raise Conflict(f"document type {data.code!r} exists", field="code", value=data.code)
         row = t.DocumentType(company_id=actor.company_id, **data.model_dump())
         session.add(row)
+        audit.record(session, actor, "doctype.created", f"doctype:{row.code}", data.model_dump())
     return row
 
 
@@ -79,6 +81,10 @@ def update_type(
             row = get_type_row(session, actor, code)
         except ValidationError as exc:
             raise NotFound(exc.message, field="code", value=code) from None
-        for key, value in patch.model_dump(exclude_unset=True).items():
+        changes = patch.model_dump(exclude_unset=True)
+        diff = audit.changed(row, changes)
+        for key, value in changes.items():
             setattr(row, key, value)
+        if diff:
+            audit.record(session, actor, "doctype.updated", f"doctype:{code}", diff)
     return row

@@ -194,6 +194,7 @@ def resend_message(runtime: Runtime, actor: Actor, message_id: int) -> t.Message
             subject=original.subject,
             body_html=original.body_html,
             body_text=original.body_text,
+            created_by=actor.label[:200],  # the resend is this actor's, not the original's
         )
         copy.attachments = [attachment_row(a) for a in original.attachments]
         copy.document_links = [

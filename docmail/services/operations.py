@@ -11,6 +11,7 @@ from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import MessageState
 from docmail.errors import NotFound, ValidationError
+from docmail.services import audit
 from docmail.services.runtime import Actor, Role, Runtime
 
 WORKER_ALIVE_WINDOW = timedelta(seconds=60)
@@ -22,6 +23,8 @@ def pause_company(runtime: Runtime, actor: Actor, reason: str) -> None:
     with runtime.session() as session:
         company = session.get_one(t.Company, actor.company_id)
         company.sending_paused, company.pause_reason = True, reason or "paused by an admin"
+        detail = {"reason": company.pause_reason}
+        audit.record(session, actor, "company.paused", f"company:{company.id}", detail)
 
 
 def resume_company(runtime: Runtime, actor: Actor) -> None:
@@ -29,6 +32,7 @@ def resume_company(runtime: Runtime, actor: Actor) -> None:
     with runtime.session() as session:
         company = session.get_one(t.Company, actor.company_id)
         company.sending_paused, company.pause_reason = False, None
+        audit.record(session, actor, "company.resumed", f"company:{company.id}")
         store.notify_queued(session)
     runtime.wakeup()
 
@@ -45,6 +49,9 @@ def set_account_paused(
             )
         account.paused = paused
         account.pause_reason = (reason or "paused by an admin") if paused else None
+        action = "account.paused" if paused else "account.resumed"
+        target = f"account:{account.id} {account.name}"
+        audit.record(session, actor, action, target, {"reason": account.pause_reason})
         if not paused:
             store.notify_queued(session)
     runtime.wakeup()

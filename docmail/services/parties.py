@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, selectinload
 from docmail.adapters.db import tables as t
 from docmail.domain.recipients import ContactInfo, PartyInfo
 from docmail.errors import Conflict, NotFound
+from docmail.services import audit
 from docmail.services.inputs import ContactIn, PartyIn, PartyPatch
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -63,6 +64,8 @@ def create_party(runtime: Runtime, actor: Actor, data: PartyIn) -> t.Party:
         party.contacts = _contact_rows(actor, data.contacts)
         session.add(party)
         session.flush()
+        detail = {"name": party.name, "contacts": len(data.contacts)}
+        audit.record(session, actor, "party.created", _target(party), detail)
     return party
 
 
@@ -70,10 +73,15 @@ def update_party(runtime: Runtime, actor: Actor, party_id: int, patch: PartyPatc
     actor.require(Role.SENDER)
     with runtime.session() as session:
         party = get_party_row(session, actor, party_id)
-        for key, value in patch.model_dump(exclude_unset=True, exclude={"contacts"}).items():
+        changes = patch.model_dump(exclude_unset=True, exclude={"contacts"})
+        diff = audit.changed(party, changes)
+        for key, value in changes.items():
             setattr(party, key, value)
         if patch.contacts is not None:
+            diff["contacts"] = [c.email for c in patch.contacts]
             _replace_contacts(party, actor, patch.contacts)
+        if diff:
+            audit.record(session, actor, "party.updated", _target(party), diff)
         session.flush()
         session.refresh(party, ["contacts"])
     return party
@@ -116,6 +124,11 @@ def delete_party(runtime: Runtime, actor: Actor, party_id: int) -> None:
                 value=party_id,
             )
         session.delete(party)
+        audit.record(session, actor, "party.deleted", _target(party), {"name": party.name})
+
+
+def _target(party: t.Party) -> str:
+    return f"party:{party.code}"
 
 
 def party_info(party: t.Party) -> PartyInfo:

@@ -165,6 +165,7 @@ def build_message_draft(
         "next_attempt_at": now,
         "created_at": now,
         "queued_at": now,
+        "created_by": actor.label[:200],  # who queued it: user:..., token:..., automation:...
     }
     attachments = [attachment_values(a) for a in _attachments(composed, edits.attachment_ids)]
     return MessageDraft(values, attachments, list(composed.document_ids))

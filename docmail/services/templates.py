@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from docmail.adapters.db import tables as t
 from docmail.domain.documents import LANGUAGES, parse_language
 from docmail.errors import NotFound, ValidationError
+from docmail.services import audit
 from docmail.services.doctypes import get_type_row
 from docmail.services.inputs import TemplateIn
 from docmail.services.runtime import Actor, Role, Runtime
@@ -89,7 +90,13 @@ def save_template(
         if row is None:
             row = t.Template(company_id=actor.company_id, doc_type=doc_type, language=language)
             session.add(row)
+        # Which parts changed and the new subject; bodies are too long for a list.
+        fields = ("subject", "body_html", "body_text")
+        parts = [k for k in fields if getattr(row, k) != getattr(data, k)]
         row.subject, row.body_html, row.body_text = data.subject, data.body_html, data.body_text
+        if parts:
+            detail = {"changed": parts, "subject": data.subject}
+            audit.record(session, actor, "template.saved", _target(doc_type, language), detail)
     return EffectiveTemplate(doc_type, language, source, True)
 
 
@@ -104,6 +111,11 @@ def reset_template(runtime: Runtime, actor: Actor, doc_type: str, language: str)
                 value=doc_type,
             )
         session.delete(row)
+        audit.record(session, actor, "template.reset", _target(doc_type, language))
+
+
+def _target(doc_type: str, language: str) -> str:
+    return f"template:{doc_type}/{language}"
 
 
 def render_preview(

@@ -22,6 +22,7 @@ def install_web(app: FastAPI) -> None:
         send_dialog,
         settings_content,
         settings_pages,
+        settings_tokens,
     )
 
     for module in (
@@ -34,6 +35,7 @@ def install_web(app: FastAPI) -> None:
         pages_log,
         settings_pages,
         settings_content,
+        settings_tokens,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

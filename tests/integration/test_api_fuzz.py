@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi import checks as openapi_checks
+from sqlalchemy import select
 
 from docmail.adapters.db import tables as t
 from docmail.http.app import create_app
@@ -174,6 +175,7 @@ def _seed(client: httpx.Client, smtp_port: int) -> dict[str, list[Any]]:
     documents, attachments = _seed_documents(client)
     message = _post(client, f"/documents/{documents[0]}/send", {}, expect=202)
     batch = _post(client, "/documents/send-batch", {"document_ids": documents[1:3]}, expect=202)
+    token = _post(client, "/tokens", {"name": "seeded", "role": "viewer"})
     return {
         "party_id": [party["id"]],
         "party_code": ["P1"],
@@ -186,8 +188,23 @@ def _seed(client: httpx.Client, smtp_port: int) -> dict[str, list[Any]]:
         "doc_type": ["invoice"],
         "language": ["es", "pt", "en"],
         "provider": ["gmail", "microsoft"],
+        "token_id": [token["id"]],
         **_seed_automation(client),
     }
+
+
+FUZZ_TOKEN_ID = 2**40  # no seeded row and no boundary value the fuzzer tries
+
+
+def _out_of_reach(runtime: Runtime, company_id: int) -> None:
+    """Move the fuzzer's own token to an id no generated path names.
+
+    Otherwise ``POST /tokens/1/revoke`` (1 is a boundary value) would revoke it, and
+    every later request would be a 401 that fuzzes nothing.
+    """
+    with runtime.session() as session:
+        own = session.scalars(select(t.ApiToken).where(t.ApiToken.company_id == company_id)).one()
+        own.id = FUZZ_TOKEN_ID
 
 
 def _catch_one(runtime: Runtime) -> int:
@@ -213,6 +230,7 @@ def fuzz_target(
     runtime = make_runtime(f"sqlite:///{target}", tmp_path / "data")
     tenant = make_tenant(runtime)
     tenant.client.close()
+    _out_of_reach(runtime, tenant.company_id)
     server, thread, base_url = _serve(runtime)
     try:
         headers = {"Authorization": f"Bearer {tenant.token}"}

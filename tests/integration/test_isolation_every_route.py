@@ -47,8 +47,10 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 TEMPLATE = {"subject": "Factura {{ document.number }}", "body_html": "<p>x</p>", "body_text": "x"}
 AS_OF = {"as_of": "2026-11-30"}
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-# Rows a request may touch without changing anything of a company: a session's last use.
+# Rows a request may touch without changing anything of a company: a session's last use,
+# and a token's (written at most every few minutes, so it may land in any request).
 VOLATILE_TABLES = {"web_sessions"}
+VOLATILE_COLUMNS = {"api_tokens": {"last_used_at"}}
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,17 @@ class Ids:
     run: str
     reminder: int
     job: int
+    token: int
 
     @property
     def markers(self) -> tuple[str, ...]:
         """Strings only this company's data contains: none may reach the other company."""
-        return (f"Cliente {self.tag}", f"facturas@{self.tag}.mx", f"{self.tag.upper()}-1.pdf")
+        return (
+            f"Cliente {self.tag}",
+            f"facturas@{self.tag}.mx",
+            f"{self.tag.upper()}-1.pdf",
+            f"erp {self.tag}",
+        )
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,8 @@ API_ROUTES: dict[tuple[str, str], tuple[Build, ...]] = {
     ("POST", "/api/v1/automation/jobs/{job_id}/dry-run"): (
         at("/api/v1/automation/jobs/{a.job}/dry-run"),
     ),
+    ("POST", "/api/v1/tokens/{token_id}/revoke"): (at("/api/v1/tokens/{a.token}/revoke"),),
+    ("DELETE", "/api/v1/tokens/{token_id}"): (at("/api/v1/tokens/{a.token}"),),
 }
 
 
@@ -256,6 +266,7 @@ WEB_ROUTES: dict[tuple[str, str], tuple[Build, ...]] = {
     ),
     ("POST", "/settings/templates/{code}/{lang}"): (at(TEMPLATE_PAGE, form=TEMPLATE),),
     ("POST", "/settings/templates/{code}/{lang}/reset"): (at(TEMPLATE_PAGE + "/reset"),),
+    ("POST", "/settings/tokens/{token_id}/revoke"): (at("/settings/tokens/{a.token}/revoke"),),
 }
 
 # The provider names the caller's own OAuth client: see the test of that below.
@@ -318,6 +329,7 @@ def _own_objects(api: TestClient, tag: str) -> Ids:
     reminder = post("/automation/reminders", {"offset_days": 3})
     job = post("/automation/jobs", {"name": "noche", "kind": "reminders", "cron": "0 8 * * *"})
     _made(api.put(f"{API}/oauth/clients/gmail", json={"client_id": tag, "client_secret": "s"}))
+    token = post("/tokens", {"name": f"erp {tag}", "role": "viewer"})
     return Ids(
         tag,
         document["id"],
@@ -333,6 +345,7 @@ def _own_objects(api: TestClient, tag: str) -> Ids:
         f"run-{tag}",
         reminder["id"],
         job["id"],
+        token["id"],
     )
 
 
@@ -417,10 +430,17 @@ def snapshot(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table (but session bookkeeping), to prove a refusal wrote nothing."""
     with runtime.engine.connect() as conn:
         return {
-            table.name: sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
+            table.name: sorted(
+                (tuple(row) for row in conn.execute(select(*_kept_columns(table)))), key=repr
+            )
             for table in Base.metadata.sorted_tables
             if table.name not in VOLATILE_TABLES
         }
+
+
+def _kept_columns(table: Any) -> list[Any]:
+    volatile = VOLATILE_COLUMNS.get(table.name, set())
+    return [column for column in table.columns if column.name not in volatile]
 
 
 # ---------------------------------------------------------------- requests
