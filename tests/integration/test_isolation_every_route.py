@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class Ids:
     reminder: int
     job: int
     token: int
+    member: int = 0  # a sender of the company (set by make_company)
+    invitation: int = 0  # a pending invitation (set by make_company)
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -204,6 +206,12 @@ API_ROUTES: dict[tuple[str, str], tuple[Build, ...]] = {
     ),
     ("POST", "/api/v1/tokens/{token_id}/revoke"): (at("/api/v1/tokens/{a.token}/revoke"),),
     ("DELETE", "/api/v1/tokens/{token_id}"): (at("/api/v1/tokens/{a.token}"),),
+    ("PATCH", "/api/v1/members/{user_id}"): (
+        at("/api/v1/members/{a.member}", json={"role": "admin"}),
+    ),
+    ("DELETE", "/api/v1/members/{user_id}/sessions"): (at("/api/v1/members/{a.member}/sessions"),),
+    ("DELETE", "/api/v1/members/{user_id}"): (at("/api/v1/members/{a.member}"),),
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): (at("/api/v1/invitations/{a.invitation}"),),
 }
 
 
@@ -267,7 +275,21 @@ WEB_ROUTES: dict[tuple[str, str], tuple[Build, ...]] = {
     ("POST", "/settings/templates/{code}/{lang}"): (at(TEMPLATE_PAGE, form=TEMPLATE),),
     ("POST", "/settings/templates/{code}/{lang}/reset"): (at(TEMPLATE_PAGE + "/reset"),),
     ("POST", "/settings/tokens/{token_id}/revoke"): (at("/settings/tokens/{a.token}/revoke"),),
+    ("POST", "/settings/users/{user_id}/role"): (
+        at("/settings/users/{a.member}/role", form={"role": "admin"}),
+    ),
+    ("POST", "/settings/users/{user_id}/sessions"): (at("/settings/users/{a.member}/sessions"),),
+    ("POST", "/settings/users/{user_id}/remove"): (
+        at("/settings/users/{a.member}/remove"),
+        at("/settings/users/{a.member}/remove", form={"confirm": "1"}),
+    ),
+    ("POST", "/settings/invitations/{invitation_id}/revoke"): (
+        at("/settings/invitations/{a.invitation}/revoke"),
+    ),
 }
+# An invitation link is a capability: whoever holds it sees the offer, and only the
+# invited address can accept it (see the test of that below).
+LINK_ROUTES = {("GET", "/invitations/{token}"), ("POST", "/invitations/{token}")}
 
 # The provider names the caller's own OAuth client: see the test of that below.
 OWN_CLIENT_ROUTES = {("PUT", "/api/v1/oauth/clients/{provider}")}
@@ -399,7 +421,12 @@ def make_company(runtime: Runtime, tag: str) -> Company:
     user = create_user(runtime, f"admin@{tag}.example", PASSWORD, name=f"Admin {tag}")
     add_membership(runtime, user.id, tenant.company_id, Role.ADMIN)
     web, csrf = signed_in(runtime, f"admin@{tag}.example")
-    return Company(tenant.company_id, _own_objects(tenant.client, tag), tenant.client, web, csrf)
+    ids = _own_objects(tenant.client, tag)
+    member = create_user(runtime, f"sender@{tag}.example", PASSWORD, name=f"Sender {tag}")
+    add_membership(runtime, member.id, tenant.company_id, Role.SENDER)
+    invited = _made(tenant.client.post(f"{API}/invitations", json={"email": f"new@{tag}.mx"}))
+    ids = replace(ids, member=member.id, invitation=invited["id"])
+    return Company(tenant.company_id, ids, tenant.client, web, csrf)
 
 
 @dataclass
@@ -517,7 +544,7 @@ def owner_answers(
 
 def test_every_route_with_a_path_parameter_is_in_the_tables(bare: Runtime) -> None:
     found = routes_with_path_parameters(create_app(bare))
-    covered = {*API_ROUTES, *WEB_ROUTES, *OWN_CLIENT_ROUTES, *INSTALLATION_ROUTES}
+    covered = {*API_ROUTES, *WEB_ROUTES, *OWN_CLIENT_ROUTES, *INSTALLATION_ROUTES, *LINK_ROUTES}
     assert sorted(found - covered) == [], "add these routes to a table in this file"
     assert sorted(covered - found) == [], "these routes are gone: remove them from the tables"
 
@@ -570,3 +597,25 @@ def test_the_installation_wide_demo_catcher_is_closed_to_non_admins(bare: Runtim
     finally:
         sender_api.close()
         sender_web.close()
+
+
+def test_an_invitation_link_of_another_company_lets_no_one_else_in(bare: Runtime) -> None:
+    a, b = make_company(bare, "alfa"), make_company(bare, "beta")
+    link = _made(a.api.post(f"{API}/invitations", json={"email": "cfo@alfa.mx"}))["link"]
+    path = link.replace("http://testserver", "")
+    try:
+        assert b.web.get(path).status_code == 200  # the holder of a link may read the offer
+        taken = b.web.post(path, data={"csrf_token": b.csrf})
+        assert taken.status_code == 403
+        with bare.session() as session:
+            joined = session.scalars(
+                select(t.Membership.company_id)
+                .join(t.User, t.User.id == t.Membership.user_id)
+                .where(t.User.email == "admin@beta.example")
+            )
+            assert set(joined) == {b.company_id}
+        assert b.api.delete(f"{API}/invitations/{a.ids.invitation}").status_code == 404
+    finally:
+        for company in (a, b):
+            company.api.close()
+            company.web.close()
