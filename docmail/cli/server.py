@@ -18,6 +18,7 @@ from docmail.adapters.db.checkpoint import background_checkpoints
 from docmail.adapters.secrets import RedactQuerySecrets
 from docmail.bootstrap import settle_after_startup
 from docmail.cli.common import cli, echo_flush, open_runtime
+from docmail.config import LOOPBACK
 from docmail.demo import (
     DEMO_PASSWORD,
     DEMO_TOKEN_FILE,
@@ -91,6 +92,15 @@ def _store_caught(runtime: Runtime) -> Callable[[Any], None]:
         log.info("caught a message for %s: %s", ", ".join(envelope.rcpt_to), envelope.subject)
 
     return on_message
+
+
+def _allow_loopback(runtime: Runtime) -> None:
+    """The demo's accounts send to its catcher on 127.0.0.1, which the outbound policy
+    otherwise refuses (docmail/adapters/outbound.py)."""
+    allowed = runtime.settings.outbound_allow
+    runtime.settings = runtime.settings.with_overrides(
+        outbound_allow=allowed + tuple(n for n in LOOPBACK if n not in allowed)
+    )
 
 
 def _start_catcher(runtime: Runtime, port: int) -> Any:
@@ -201,6 +211,7 @@ def serve(
         try:
             info = None
             if demo:
+                _allow_loopback(runtime)
                 catcher = _start_catcher(runtime, catcher_port)
                 info = load_demo(runtime, catcher_port=catcher.port)
             if not no_worker:
