@@ -21,7 +21,7 @@ from bench.procmem import peak_rss_mb
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.checkpoint import background_checkpoints
 from docmail.bootstrap import build_runtime, settle_after_startup
-from docmail.config import Settings
+from docmail.config import LOOPBACK, Settings
 from docmail.services.accounts import create_account
 from docmail.services.batches import send_batch, start_batch
 from docmail.services.blobs import AttachmentData
@@ -44,6 +44,7 @@ def runtime_for(config: dict[str, Any]) -> Runtime:
         secret_keys=(config["secret_key"],),
         worker_poll_seconds=0.01,
         worker_batch_size=config.get("worker_batch_size", 50),
+        outbound_allow=LOOPBACK,  # the benchmark's mail sink is on 127.0.0.1
     )
     return build_runtime(settings, run_migrations=config.get("migrate", False))
 

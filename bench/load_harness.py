@@ -210,6 +210,7 @@ class Harness:
             "DOCMAIL_DATABASE_URL": self.database_url,
             "DOCMAIL_SECRET_KEY": self._key,
             "DOCMAIL_WORKER_POLL_SECONDS": "0.2",
+            "DOCMAIL_OUTBOUND_ALLOW": "127.0.0.0/8,::1",  # the mail sink is on 127.0.0.1
             "PYTHONUNBUFFERED": "1",
         }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from docmail.adapters.db.engine import make_engine, make_session_factory, migrate
+from docmail.adapters.db.engine import make_engine, make_private, make_session_factory, migrate
 from docmail.adapters.secrets import SecretBox, load_or_create_keys
 from docmail.config import Settings
 from docmail.services.accounts import ses_transport_for, smtp_transport_for
@@ -19,7 +19,7 @@ def build_runtime(
     transports: dict[str, AccountTransportFactory] | None = None,
     run_migrations: bool = True,
 ) -> Runtime:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)  # the database and the key file live here
     engine = make_engine(settings.resolved_database_url)
     if run_migrations:
         migrate(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,34 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}={raw!r} is not a whole number", field=name) from None
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# What the demo and the tests allow: their mail servers listen on this machine.
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+def _list_env(env: dict[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def parse_networks(items: tuple[str, ...], name: str) -> tuple[Network, ...]:
+    """CIDR networks (``10.0.0.0/8``, ``fd00::/8``, or one address) from a setting."""
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}: {item!r} is not an IP network; write e.g. 10.0.0.0/8 or 192.0.2.7",
+                field=name,
+                value=item,
+            ) from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("docmail-data")
@@ -34,6 +63,15 @@ class Settings:
     render_timeout_seconds: float = 2.0
     render_max_output_bytes: int = 2 * 1024 * 1024
     metrics_token: str | None = None
+    # Internal networks (loopback, private, link-local...) docmail may connect to for
+    # mail accounts; none by default (see docmail/adapters/outbound.py).
+    outbound_allow: tuple[Network, ...] = ()
+    # Proxies whose X-Forwarded-For/-Proto docmail believes (uvicorn's forwarded_allow_ips);
+    # none by default: the client is the socket's peer.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # Sign-in attempts per address and per client address in the window (web/sessions.py).
+    login_attempts: int = 5
+    login_window_seconds: int = 600
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,4 +108,10 @@ class Settings:
             metrics_token=env.get("DOCMAIL_METRICS_TOKEN") or None,
             smtp_timeout=float(env.get("DOCMAIL_SMTP_TIMEOUT") or 30.0),
             worker_batch_size=_int_env(env, "DOCMAIL_WORKER_BATCH_SIZE", 50),
+            outbound_allow=parse_networks(
+                _list_env(env, "DOCMAIL_OUTBOUND_ALLOW"), "DOCMAIL_OUTBOUND_ALLOW"
+            ),
+            forwarded_allow_ips=_list_env(env, "DOCMAIL_FORWARDED_ALLOW_IPS"),
+            login_attempts=_int_env(env, "DOCMAIL_LOGIN_ATTEMPTS", 5),
+            login_window_seconds=_int_env(env, "DOCMAIL_LOGIN_WINDOW_SECONDS", 600),
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 try:  # the [ses] extra; without it SesTransport refuses to start, naming the extra
     import boto3
@@ -30,6 +31,7 @@ except ImportError:  # pragma: no cover - exercised by the core-only install che
 else:
     HAVE_BOTO3 = True
 
+from docmail.adapters.outbound import OutboundPolicy
 from docmail.adapters.smtp.transport import SendResult
 from docmail.errors import (
     AuthenticationFailed,
@@ -145,6 +147,24 @@ class SesTransport:
             require("ses", "account kind 'ses'", field="kind")
         self.settings = settings
         self._client: Any = None
+        self.outbound: OutboundPolicy | None = None  # see restrict_outbound()
+
+    def restrict_outbound(self, policy: OutboundPolicy) -> None:
+        """Refuse an ``endpoint_url`` on an internal network (``Runtime.transport_for``).
+
+        The check resolves the name when the client is made; botocore resolves it
+        again to connect, so unlike SMTP a name whose DNS answer changes in between
+        is not caught. An endpoint given as an address has no such gap.
+        """
+        self.outbound = policy
+
+    def _check_endpoint(self) -> None:
+        url = self.settings.endpoint_url
+        if self.outbound is None or not url:
+            return  # without endpoint_url, botocore connects to AWS's own endpoint
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.outbound.check(parts.hostname or "", port, field="endpoint_url")
 
     def __repr__(self) -> str:
         s = self.settings
@@ -201,6 +221,7 @@ class SesTransport:
 
     def _api(self) -> Any:
         if self._client is None:
+            self._check_endpoint()
             s = self.settings
             session = boto3.session.Session(
                 aws_access_key_id=s.access_key_id,

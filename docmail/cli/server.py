@@ -18,6 +18,7 @@ from docmail.adapters.db.checkpoint import background_checkpoints
 from docmail.adapters.secrets import RedactQuerySecrets
 from docmail.bootstrap import settle_after_startup
 from docmail.cli.common import cli, echo_flush, open_runtime
+from docmail.config import LOOPBACK
 from docmail.demo import (
     DEMO_PASSWORD,
     DEMO_TOKEN_FILE,
@@ -93,6 +94,15 @@ def _store_caught(runtime: Runtime) -> Callable[[Any], None]:
     return on_message
 
 
+def _allow_loopback(runtime: Runtime) -> None:
+    """The demo's accounts send to its catcher on 127.0.0.1, which the outbound policy
+    otherwise refuses (docmail/adapters/outbound.py)."""
+    allowed = runtime.settings.outbound_allow
+    runtime.settings = runtime.settings.with_overrides(
+        outbound_allow=allowed + tuple(n for n in LOOPBACK if n not in allowed)
+    )
+
+
 def _start_catcher(runtime: Runtime, port: int) -> Any:
     from docmail.adapters.smtp.catcher import MailCatcher
 
@@ -125,12 +135,30 @@ def _print_banner(
         )
 
 
-def _run_uvicorn(runtime: Runtime, host: str, port: int, shutdown: Shutdown) -> None:
+def uvicorn_config(app: Any, host: str, port: int, forwarded_allow_ips: tuple[str, ...]) -> Any:
+    """uvicorn's settings for docmail: X-Forwarded-For/-Proto believed from the listed
+    proxies only, and from nobody when none is listed (uvicorn's own default would
+    believe 127.0.0.1, so a local proxy-less client could forge its address)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=list(forwarded_allow_ips),
+    )
+
+
+def _run_uvicorn(
+    runtime: Runtime, host: str, port: int, shutdown: Shutdown, proxies: tuple[str, ...]
+) -> None:
     import uvicorn
 
     from docmail.http.app import create_app
 
-    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info")
+    config = uvicorn_config(create_app(runtime), host, port, proxies)
     # uvicorn's access log has its own handler: keep OAuth codes out of it.
     logging.getLogger("uvicorn.access").addFilter(RedactQuerySecrets())
     server = uvicorn.Server(config)
@@ -151,7 +179,20 @@ def _run_uvicorn(runtime: Runtime, host: str, port: int, shutdown: Shutdown) -> 
     type=int,
     help="Port of the demo mail catcher (127.0.0.1 only).",
 )
-def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) -> None:
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Comma-separated addresses of the reverse proxies whose X-Forwarded-For and "
+    "X-Forwarded-Proto to believe (default DOCMAIL_FORWARDED_ALLOW_IPS, else none).",
+)
+def serve(
+    host: str,
+    port: int,
+    demo: bool,
+    no_worker: bool,
+    catcher_port: int,
+    forwarded_allow_ips: str | None,
+) -> None:
     """Run the HTTP API (and, unless --no-worker, a delivery worker) in this process.
 
     With --demo, a mail catcher listens on 127.0.0.1:CATCHER-PORT and stores every
@@ -170,13 +211,17 @@ def serve(host: str, port: int, demo: bool, no_worker: bool, catcher_port: int) 
         try:
             info = None
             if demo:
+                _allow_loopback(runtime)
                 catcher = _start_catcher(runtime, catcher_port)
                 info = load_demo(runtime, catcher_port=catcher.port)
             if not no_worker:
                 workers = _start_workers(runtime, 1)
             _print_banner(runtime, host, port, info, catcher.port if catcher else None)
             settle_after_startup()
-            _run_uvicorn(runtime, host, port, shutdown)
+            proxies = runtime.settings.forwarded_allow_ips
+            if forwarded_allow_ips is not None:
+                proxies = tuple(p.strip() for p in forwarded_allow_ips.split(",") if p.strip())
+            _run_uvicorn(runtime, host, port, shutdown, proxies)
         finally:
             if workers is not None:
                 _stop_workers(workers)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.oauth.providers import OAUTH_KINDS, installation_registry
+from docmail.adapters.outbound import OutboundRefused
 from docmail.adapters.ses import SesSettings, SesTransport
 from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
 from docmail.errors import (
@@ -329,12 +330,18 @@ def ses_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
 
 
 def check_account_connection(runtime: Runtime, actor: Actor, account_id: int) -> dict[str, object]:
-    """Connect and log in; report the server's answer, or its refusal in plain words."""
+    """Connect and log in; report the server's answer, or its refusal in plain words.
+
+    A host on an internal network the installation does not allow is refused with a
+    ``ValidationError`` (422) naming it, before any connection is made.
+    """
     actor.require(Role.SENDER)
     account = get_account(runtime, actor, account_id)
     transport = runtime.transport_for(account)
     try:
         answer = transport.check()
+    except OutboundRefused as exc:
+        raise exc.as_validation_error() from exc
     except DeliveryError as exc:
         return {
             "ok": False,

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from docmail.adapters.db import tables as t
+from docmail.adapters.outbound import OutboundPolicy
 from docmail.adapters.secrets import SecretBox
 from docmail.adapters.smtp.transport import Transport
 from docmail.config import Settings
@@ -66,8 +67,17 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=utcnow)
     wake_listeners: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """Where companies may make docmail connect (``DOCMAIL_OUTBOUND_ALLOW``)."""
+        return OutboundPolicy(self.settings.outbound_allow)
+
     def transport_for(self, account: t.MailAccount) -> Transport:
-        """The transport for an account, chosen by its kind (one registry, see bootstrap)."""
+        """The transport for an account, chosen by its kind (one registry, see bootstrap).
+
+        A transport that connects somewhere has ``restrict_outbound``; it gets the
+        installation's policy here, whichever factory built it.
+        """
         factory = self.transports.get(account.kind)
         if factory is None:
             known = ", ".join(sorted(self.transports))
@@ -77,7 +87,11 @@ class Runtime:
                 field="kind",
                 value=account.kind,
             )
-        return factory(self, account)
+        transport = factory(self, account)
+        restrict = getattr(transport, "restrict_outbound", None)
+        if restrict is not None:
+            restrict(self.outbound)
+        return transport
 
     def wakeup(self) -> None:
         """Tell in-process workers that new messages are queued (they also poll)."""

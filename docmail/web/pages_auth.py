@@ -36,11 +36,10 @@ from docmail.web.sessions import (
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 
-def _limiter(request: Request) -> LoginLimiter:
-    limiter: LoginLimiter | None = getattr(request.app.state, "login_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.login_limiter = LoginLimiter()
-    return limiter
+def _client(request: Request) -> str:
+    """The socket's peer; behind a proxy listed in DOCMAIL_FORWARDED_ALLOW_IPS, uvicorn has
+    already put the X-Forwarded-For address here (and ignores the header from anyone else)."""
+    return request.client.host if request.client else "?"
 
 
 def _secure(request: Request) -> bool:
@@ -81,19 +80,18 @@ def login(
     _ = i18n.translator(language_of(request))
     if not same_token(csrf_token, request.cookies.get(PRELOGIN_COOKIE) or ""):
         raise CsrfRefused()
-    runtime, limiter = runtime_of(request), _limiter(request)
-    key = f"{request.client.host if request.client else '?'}|{email.strip().lower()}"
-    if limiter.blocked(key):
+    runtime, client = runtime_of(request), _client(request)
+    limiter = LoginLimiter.for_runtime(runtime)
+    if not limiter.admit(email, client):  # counted before the password is checked
         message = _("Too many failed attempts. Wait ten minutes and try again.")
         return _login_page(request, 429, message, email)
     user_id = check_password(runtime, email, password)
     if user_id is None:
-        limiter.failed(key)
         return _login_page(request, 401, _("Wrong email or password."), email)
     memberships = memberships_of(runtime, user_id)
     if not memberships:
         return _login_page(request, 403, _("This user belongs to no company yet."), email)
-    limiter.succeeded(key)
+    limiter.succeeded(email, client)
     token = start_session(runtime, user_id, memberships[0].company_id)
     response = RedirectResponse("/documents", status_code=303)
     response.set_cookie(

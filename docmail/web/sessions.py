@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 
 from docmail.adapters.db import tables as t
+from docmail.adapters.db import throttle
 from docmail.services.passwords import verify_password
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -151,33 +151,70 @@ def set_language(runtime: Runtime, user_id: int, language: str) -> None:
         session.get_one(t.User, user_id).language = language
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoginLimiter:
-    """At most ``attempts`` failed sign-ins per address and client in ``window`` seconds."""
+    """At most ``attempts`` sign-ins per address, and per client address, in ``window``.
 
+    The counts live in the database (``adapters/db/throttle.py``), so every server
+    process shares them and a restart keeps them. ``admit`` counts an attempt
+    *before* the password is checked: of many concurrent guesses, only the first
+    ``attempts`` get a password check. A successful sign-in clears the address's
+    count and takes its own attempt back from the client's, so people sharing one
+    office address are not blocked by each other's successes.
+    """
+
+    engine: Engine
+    clock: Callable[[], datetime]
     attempts: int = 5
-    window: float = 600.0
-    _failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    window: timedelta = timedelta(minutes=10)
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and now - times[0] > self.window:
-            times.popleft()
-        return times
+    @classmethod
+    def for_runtime(cls, runtime: Runtime) -> LoginLimiter:
+        s = runtime.settings
+        return cls(
+            runtime.engine,
+            runtime.clock,
+            s.login_attempts,
+            timedelta(seconds=s.login_window_seconds),
+        )
 
-    def blocked(self, key: str) -> bool:
-        with self._lock:
-            return len(self._recent(key, time.monotonic())) >= self.attempts
+    def admit(self, email: str, client: str) -> bool:
+        """Count this attempt; False when the address or the client is over the limit."""
+        now = self.clock()
+        counts = throttle.count_attempt(
+            self.engine, throttle_keys(email, client), now, now - self.window
+        )
+        return max(counts.values()) <= self.attempts
 
-    def failed(self, key: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(key, now).append(now)
+    def succeeded(self, email: str, client: str) -> None:
+        address_key, client_key = throttle_keys(email, client)
+        throttle.forget(self.engine, address_key)
+        throttle.take_back(self.engine, client_key)
 
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def prune(self) -> int:
+        """Delete counts whose window is over (``admit`` also does it as windows start)."""
+        return throttle.prune(self.engine, self.clock() - self.window)
+
+
+def client_network(client: str) -> str:
+    """The unit a client is counted by: its IPv4 address, or its IPv6 /64 (one subscriber
+    usually holds a whole /64, and could otherwise take a new address per guess)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def throttle_keys(email: str, client: str) -> tuple[str, str]:
+    """The two counters of a sign-in: its address and its client (hashed: the table keeps
+    neither addresses nor IPs in clear)."""
+    address = email.strip().lower()
+    return (f"email:{token_hash(address)}", f"client:{token_hash(client_network(client))}")
 
 
 _DUMMY_HASH = "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="

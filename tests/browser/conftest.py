@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from docmail.services.runtime import Runtime
 from docmail.worker.worker import Worker, start_in_thread
 from tests.browser.world import PASSWORD, WebWorld, build_world
 from tests.support.app import make_runtime
+from tests.support.live import ThreadServer, start
 from tests.support.smtp_server import SmtpTestServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -49,11 +49,6 @@ def chromium() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test thread owns no signals
-        pass
 
 
 @dataclass
@@ -87,19 +82,12 @@ class Live:
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def _serve(runtime: Runtime) -> tuple[_Server, threading.Thread, str]:
+def _serve(runtime: Runtime) -> tuple[ThreadServer, threading.Thread, str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="web-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    server, thread = start(config, "web-test-server")
     return server, thread, f"http://127.0.0.1:{port}"
 
 

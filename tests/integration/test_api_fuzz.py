@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from docmail.adapters.db import tables as t
 from docmail.http.app import create_app
 from docmail.services.runtime import Runtime
 from tests.support.app import Tenant, make_runtime, make_tenant
+from tests.support.live import ThreadServer, start
 from tests.support.smtp_server import SmtpTestServer, free_port
 
 API = "/api/v1"
@@ -59,11 +59,6 @@ CHECKS = [
     openapi_checks.response_schema_conformance,
 ]
 PDF = b"%PDF-1.4\n%fuzz\n%%EOF\n"
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test thread owns no signals
-        pass
 
 
 @dataclass
@@ -84,19 +79,12 @@ class Target:
     real_values: dict[str, list[Any]]  # path parameter -> values naming seeded rows
 
 
-def _serve(runtime: Runtime) -> tuple[_Server, threading.Thread, str]:
+def _serve(runtime: Runtime) -> tuple[ThreadServer, threading.Thread, str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(runtime), host="127.0.0.1", port=port, log_level="critical", lifespan="off"
     )
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="fuzz-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    server, thread = start(config, "fuzz-test-server")
     return server, thread, f"http://127.0.0.1:{port}"
 
 

@@ -32,7 +32,7 @@ from docmail.adapters.db.backup import TABLES, table_has_rows
 from docmail.adapters.db.engine import make_engine, migrate
 from docmail.bootstrap import build_runtime
 from docmail.cli.main import cli
-from docmail.config import Settings
+from docmail.config import LOOPBACK, Settings
 from docmail.domain.outbox import RetryPolicy
 from docmail.errors import ValidationError
 from docmail.http.app import create_app
@@ -60,6 +60,7 @@ def runtime_for(url: str, data_dir: Path, keys: tuple[str, ...], ca_file: str) -
         database_url=url,
         secret_keys=keys,
         smtp_timeout=5.0,
+        outbound_allow=LOOPBACK,
         extra={"smtp_ca_file": ca_file},
     )
     runtime = build_runtime(settings, run_migrations=False)

@@ -41,6 +41,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     directory = tmp_path / "data"
     monkeypatch.setenv("DOCMAIL_DATA_DIR", str(directory))
+    monkeypatch.setenv("DOCMAIL_OUTBOUND_ALLOW", "127.0.0.0/8,::1")  # the catcher's address
     return directory
 
 

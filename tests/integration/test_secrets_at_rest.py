@@ -15,7 +15,7 @@ from docmail.adapters.db import tables as t
 from docmail.adapters.secrets import SecretBox
 from docmail.bootstrap import build_runtime
 from docmail.cli.main import cli
-from docmail.config import Settings
+from docmail.config import LOOPBACK, Settings
 from docmail.domain.outbox import RetryPolicy
 from docmail.errors import ConfigurationError
 from docmail.services.runtime import Runtime
@@ -133,6 +133,7 @@ def test_secrets_rotate_moves_every_secret_to_the_new_key_and_sending_still_work
         database_url=database_url,
         secret_keys=(old,),
         smtp_timeout=5.0,
+        outbound_allow=LOOPBACK,
         extra={"smtp_ca_file": smtp_server.ca_file},
     )
     runtime = build_runtime(settings, run_migrations=False)

@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from docmail.bootstrap import build_runtime
-from docmail.config import Settings
+from docmail.config import LOOPBACK, Settings
 from docmail.http.app import create_app
 from docmail.services.companies import create_api_token, create_company
 from docmail.services.runtime import Role, Runtime
@@ -32,6 +32,7 @@ def make_runtime(database_url: str, data_dir: Path, ca_file: str | None = None) 
         secret_keys=(Fernet.generate_key().decode(),),
         smtp_timeout=5.0,
         worker_poll_seconds=0.05,
+        outbound_allow=LOOPBACK,  # the test mail servers listen on 127.0.0.1
         extra={"smtp_ca_file": ca_file} if ca_file else {},
     )
     runtime = build_runtime(settings, run_migrations=False)

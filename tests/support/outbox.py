@@ -108,6 +108,7 @@ def start_worker(
         "DOCMAIL_SECRET_KEY": runtime.settings.secret_keys[0],
         "DOCMAIL_WORKER_LEASE_SECONDS": "2",
         "DOCMAIL_WORKER_POLL_SECONDS": "0.1",
+        "DOCMAIL_OUTBOUND_ALLOW": ",".join(str(n) for n in runtime.settings.outbound_allow),
         **env_overrides,
     }
     with log.open("ab") as output:  # the child keeps its own copy of the descriptor

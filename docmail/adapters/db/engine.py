@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,12 +55,49 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def make_private(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) readable by this user only.
+
+    An existing directory keeps its mode: it may be shared on purpose (``/var/lib``).
+    """
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=PRIVATE_DIR, exist_ok=True)
+        directory.chmod(PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make the database file, and any -wal/-shm beside it, readable by this user only.
+
+    SQLite creates -wal and -shm with the main file's mode, so creating the main
+    file 0600 before SQLite opens it covers them; files left by an older docmail
+    (0644) are narrowed here too.
+    """
+    make_private(path.parent)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+    for suffix in SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.chmod(PRIVATE_FILE)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; SQLite gets WAL, a busy timeout and explicit BEGINs."""
+    """Create an engine for ``url``; SQLite gets WAL, a busy timeout and explicit BEGINs.
+
+    A SQLite file (and its -wal/-shm) is made readable by this user only.
+    """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[-1].split("?", 1)[0]
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_sqlite_file(Path(path))
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None},

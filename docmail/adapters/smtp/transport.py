@@ -13,13 +13,15 @@ Every library error is translated at this edge (``raise ... from exc``) into
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from docmail.adapters.outbound import OutboundPolicy
 from docmail.adapters.smtp.replies import (
     ErrorContext,
     _is_disconnect,
@@ -130,32 +132,51 @@ def send_meanwhile(
 
 
 class _Client(smtplib.SMTP):
-    """smtplib.SMTP that remembers the greeting line."""
+    """smtplib.SMTP that connects through the outbound policy (when given), remembers the
+    greeting line and refuses a server that does not greet as an SMTP server."""
 
     greeting = ""
+    outbound: OutboundPolicy | None = None
+
+    def __init__(self, *args: Any, outbound: OutboundPolicy | None = None, **kwargs: Any) -> None:
+        if outbound is not None:
+            self.outbound = outbound  # before smtplib's __init__ connects
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # SMTP_SSL's _get_socket wraps this one. The checked address is the one connected
+        # to; TLS (SMTP_SSL, starttls) still verifies the certificate against ``host``,
+        # which smtplib keeps as ``_host``.
+        source = cast(tuple[str, int] | None, self.source_address)
+        if self.outbound is None:
+            return socket.create_connection((host, port), timeout, source)
+        return self.outbound.connect(host, port, timeout, source)
 
     def connect(
         self, host: str = "localhost", port: int = 0, source_address: Any = None
     ) -> tuple[int, bytes]:
         code, msg = super().connect(host, port, source_address)
+        if not 200 <= code <= 599:
+            # Not an SMTP reply: whatever it was (an HTTP, SSH or database banner) is
+            # not shown, so "test connection" cannot be used to read other services.
+            self.close()
+            raise PermanentDeliveryError(
+                f"the server at {host}:{port} did not answer as an SMTP server; check the "
+                "host and port of the mail server"
+            )
         self.greeting = f"{code} {reply_text(msg)}"
         return code, msg
 
 
-class _SslClient(smtplib.SMTP_SSL):
-    """smtplib.SMTP_SSL that remembers the greeting line."""
+class _SslClient(smtplib.SMTP_SSL, _Client):
+    """``_Client`` with TLS from the first byte (SMTP_SSL wraps ``_Client``'s socket)."""
 
-    greeting = ""
-
-    def connect(
-        self, host: str = "localhost", port: int = 0, source_address: Any = None
-    ) -> tuple[int, bytes]:
-        code, msg = super().connect(host, port, source_address)
-        self.greeting = f"{code} {reply_text(msg)}"
-        return code, msg
+    def __init__(self, *args: Any, outbound: OutboundPolicy | None = None, **kwargs: Any) -> None:
+        self.outbound = outbound
+        smtplib.SMTP_SSL.__init__(self, *args, **kwargs)
 
 
-_Connection = _Client | _SslClient
+_Connection = _Client
 
 
 @dataclass
@@ -206,6 +227,7 @@ class SmtpTransport:
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._ready: tuple[bytes, _Payload] | None = None  # see prepare()
+        self.outbound: OutboundPolicy | None = None  # see restrict_outbound()
 
     def __enter__(self) -> SmtpTransport:
         return self
@@ -265,6 +287,10 @@ class SmtpTransport:
         """Say QUIT and close the connection (safe to call more than once)."""
         with self._lock:
             self._drop(polite=True)
+
+    def restrict_outbound(self, policy: OutboundPolicy) -> None:
+        """Connect only where ``policy`` allows (``Runtime.transport_for`` calls this)."""
+        self.outbound = policy
 
     # -- sending ----------------------------------------------------------------------
 
@@ -370,11 +396,10 @@ class SmtpTransport:
 
     def _connect(self, tls: ssl.SSLContext | None) -> _Connection:
         s = self.settings
+        options: dict[str, Any] = {"local_hostname": s.local_hostname, "timeout": s.timeout}
         if s.security == "ssl":
-            return _SslClient(
-                s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout, context=tls
-            )
-        return _Client(s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout)
+            return _SslClient(s.host, s.port, context=tls, outbound=self.outbound, **options)
+        return _Client(s.host, s.port, outbound=self.outbound, **options)
 
     def _starttls(self, conn: _Connection, tls: ssl.SSLContext | None) -> None:
         if not conn.has_extn("starttls"):
