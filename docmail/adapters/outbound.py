@@ -86,7 +86,7 @@ class OutboundPolicy:
         """Why docmail must not connect to ``address``, or None when it may."""
         if any(address in network for network in self.allow):
             return None
-        mapped = getattr(address, "ipv4_mapped", None)
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
         if mapped is not None and any(mapped in network for network in self.allow):
             return None
         return internal_kind(address)

@@ -88,6 +88,7 @@ class SesSettings:
     endpoint_url: str | None = None
     timeout: float = 30.0
     from_email: str | None = None  # checked against the verified identities by check()
+    outbound: OutboundPolicy | None = None  # where endpoint_url may point; None = anywhere
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -147,24 +148,20 @@ class SesTransport:
             require("ses", "account kind 'ses'", field="kind")
         self.settings = settings
         self._client: Any = None
-        self.outbound: OutboundPolicy | None = None  # see restrict_outbound()
 
-    def restrict_outbound(self, policy: OutboundPolicy) -> None:
-        """Refuse an ``endpoint_url`` on an internal network (``Runtime.transport_for``).
+    def _check_endpoint(self) -> None:
+        """Refuse an ``endpoint_url`` on an internal network (``SesSettings.outbound``).
 
         The check resolves the name when the client is made; botocore resolves it
         again to connect, so unlike SMTP a name whose DNS answer changes in between
         is not caught. An endpoint given as an address has no such gap.
         """
-        self.outbound = policy
-
-    def _check_endpoint(self) -> None:
         url = self.settings.endpoint_url
-        if self.outbound is None or not url:
+        if self.settings.outbound is None or not url:
             return  # without endpoint_url, botocore connects to AWS's own endpoint
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.outbound.check(parts.hostname or "", port, field="endpoint_url")
+        self.settings.outbound.check(parts.hostname or "", port, field="endpoint_url")
 
     def __repr__(self) -> str:
         s = self.settings

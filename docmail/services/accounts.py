@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from docmail.errors import (
     ValidationError,
 )
 from docmail.extras import require
+from docmail.services import audit
 from docmail.services.inputs import AccountIn, AccountPatch
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -103,6 +105,8 @@ def create_account(runtime: Runtime, actor: Actor, data: AccountIn) -> t.MailAcc
         raise ValidationError("password is required when username is given", field="password")
     if data.kind == "ses":
         require("ses", "account kind 'ses'", field="kind")
+    if data.kind not in OAUTH_KINDS:  # those send only to their provider's server
+        _check_destination(runtime, data.host, data.port, data.endpoint_url)
     secret = data.secret_access_key if data.kind == "ses" else data.password
     with runtime.session() as session:
         _check_name_free(session, actor.company_id, data.name, None)
@@ -113,6 +117,13 @@ def create_account(runtime: Runtime, actor: Actor, data: AccountIn) -> t.MailAcc
             account.password_encrypted = runtime.secrets.encrypt(secret)
         session.add(account)
         session.flush()
+        audit.record(
+            session,
+            actor,
+            "account.created",
+            f"account:{account.id} {account.name}",
+            {"kind": account.kind, "host": account.host, "port": account.port},
+        )
         has_default = session.scalar(
             select(t.MailAccount.id).where(
                 t.MailAccount.company_id == actor.company_id,
@@ -129,6 +140,8 @@ def update_account(
     runtime: Runtime, actor: Actor, account_id: int, patch: AccountPatch
 ) -> t.MailAccount:
     actor.require(Role.ADMIN)
+    # Resolving a name is slow I/O: done before the write transaction, not inside it.
+    _check_destination(runtime, patch.host, patch.port, patch.endpoint_url)
     with runtime.session() as session:
         account = _get(session, actor, account_id)
         changes = patch.model_dump(
@@ -147,10 +160,17 @@ def update_account(
             _check_name_free(session, actor.company_id, changes["name"], account.id)
         _check_pinned(runtime, account, changes)
         moved = _endpoint_moved(account, changes)
+        detail = audit.changed(account, changes)
         for key, value in changes.items():
             setattr(account, key, value)
         if moved and "password" not in patch.model_fields_set:
             _forget_secrets(account)
+            detail["login_forgotten"] = True
+        if "password" in patch.model_fields_set:
+            detail["login_replaced"] = True
+        audit.record(
+            session, actor, "account.updated", f"account:{account.id} {account.name}", detail
+        )
         if "password" in patch.model_fields_set:
             account.password_encrypted = (
                 runtime.secrets.encrypt(patch.password) if patch.password else None
@@ -160,6 +180,25 @@ def update_account(
         if patch.paused is False:
             account.pause_reason = None
     return account
+
+
+def _check_destination(
+    runtime: Runtime, host: str | None, port: int | None, endpoint_url: str | None
+) -> None:
+    """Refuse, when an admin saves it, a server on an internal network (see adapters/outbound)."""
+    try:
+        if host:
+            runtime.outbound.check(host, port or 587)
+        if endpoint_url:
+            parts = urlsplit(endpoint_url)
+            default = 443 if parts.scheme == "https" else 80
+            runtime.outbound.check(parts.hostname or "", parts.port or default, "endpoint_url")
+    except OutboundRefused as exc:
+        raise exc.as_validation_error() from exc
+    except ValueError as exc:  # a port in endpoint_url that is not a number
+        raise ValidationError(
+            f"endpoint_url {endpoint_url!r} is not a valid URL", field="endpoint_url"
+        ) from exc
 
 
 # A stored secret belongs to the server it was typed for: moving any of these sends it
@@ -229,6 +268,7 @@ def delete_account(runtime: Runtime, actor: Actor, account_id: int) -> None:
                 field="account_id",
                 value=account_id,
             )
+        audit.record(session, actor, "account.deleted", f"account:{account.id} {account.name}")
         session.delete(account)
 
 
@@ -306,6 +346,7 @@ def smtp_settings(runtime: Runtime, account: t.MailAccount) -> SmtpSettings:
         timeout=runtime.settings.smtp_timeout,
         verify_tls=account.verify_tls,
         ca_file=runtime.settings.extra.get("smtp_ca_file"),
+        outbound=runtime.outbound,
     )
 
 
@@ -325,6 +366,7 @@ def ses_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
             endpoint_url=account.endpoint_url,
             timeout=runtime.settings.smtp_timeout,
             from_email=account.from_email,
+            outbound=runtime.outbound,
         )
     )
 

@@ -25,6 +25,7 @@ from docmail.adapters.mime import new_message_id
 from docmail.domain.addresses import check_display_name, normalize_email
 from docmail.domain.outbox import MessageState
 from docmail.errors import Conflict, DocmailError, NotFound, PermissionDenied, ValidationError
+from docmail.services import audit
 from docmail.services.accounts import resolve_account
 from docmail.services.invitation_mail import invitation_mail
 from docmail.services.passwords import hash_password, verify_password
@@ -95,6 +96,13 @@ def invite(
         )
         session.add(row)
         session.flush()
+        audit.record(
+            session,
+            actor,
+            "invitation.created",
+            f"invitation:{row.id} {address}",
+            {"role": row.role},
+        )
         reason = _queue_invitation_mail(runtime, session, actor, row, link)
         result = Invited(row.id, address, row.role, link, row.expires_at, reason is None, reason)
     runtime.wakeup()
@@ -199,6 +207,7 @@ def revoke_invitation(runtime: Runtime, actor: Actor, invitation_id: int) -> Non
             )
         if row.accepted_at is None and row.revoked_at is None:
             row.revoked_at = runtime.clock()
+            audit.record(session, actor, "invitation.withdrawn", f"invitation:{row.id} {row.email}")
 
 
 # ---------------------------------------------------------------- accepting
@@ -307,6 +316,10 @@ def _join(session: Session, row: t.Invitation, user_id: int) -> None:
     )
     if exists is None:
         session.add(t.Membership(user_id=user_id, company_id=row.company_id, role=row.role))
+    who = Actor(row.company_id, Role(row.role), user_id, label=f"user:{row.email}")
+    audit.record(
+        session, who, "member.joined", f"user:{row.email}", {"role": row.role, "invitation": row.id}
+    )
 
 
 # ---------------------------------------------------------------- members
@@ -378,6 +391,13 @@ def change_role(runtime: Runtime, actor: Actor, user_id: int, role: str) -> None
         row = _membership(session, actor, user_id)
         if wanted is not Role.ADMIN:
             _keep_an_admin(session, actor.company_id, row)
+        audit.record(
+            session,
+            actor,
+            "member.role_changed",
+            _who(session, user_id),
+            {"role": {"from": row.role, "to": wanted.value}},
+        )
         row.role = wanted.value
 
 
@@ -388,7 +408,14 @@ def remove_member(runtime: Runtime, actor: Actor, user_id: int) -> None:
         row = _membership(session, actor, user_id)
         _keep_an_admin(session, actor.company_id, row)
         session.delete(row)
-        _end(session, actor.company_id, user_id)
+        ended = _end(session, actor.company_id, user_id)
+        audit.record(
+            session,
+            actor,
+            "member.removed",
+            _who(session, user_id),
+            {"role": row.role, "sessions_ended": ended},
+        )
 
 
 def end_sessions(runtime: Runtime, actor: Actor, user_id: int) -> int:
@@ -396,7 +423,15 @@ def end_sessions(runtime: Runtime, actor: Actor, user_id: int) -> int:
     actor.require(Role.ADMIN)
     with runtime.session() as session:
         _membership(session, actor, user_id)
-        return _end(session, actor.company_id, user_id)
+        ended = _end(session, actor.company_id, user_id)
+        audit.record(
+            session, actor, "member.signed_out", _who(session, user_id), {"sessions_ended": ended}
+        )
+        return ended
+
+
+def _who(session: Session, user_id: int) -> str:
+    return f"user:{session.get_one(t.User, user_id).email}"
 
 
 def _end(session: Session, company_id: int, user_id: int) -> int:

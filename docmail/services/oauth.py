@@ -35,6 +35,7 @@ from docmail.adapters.oauth.providers import (
 from docmail.adapters.oauth.tokens import OAuthTokenSource
 from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
 from docmail.errors import Conflict, DocmailError, PermissionDenied, ValidationError
+from docmail.services import audit
 from docmail.services.accounts import get_account
 from docmail.services.runtime import Actor, Role, Runtime
 
@@ -99,6 +100,13 @@ def set_company_client(
             session.add(row)
         row.client_id = client_id.strip()
         row.client_secret_encrypted = runtime.secrets.encrypt(client_secret.strip())
+        audit.record(
+            session,
+            actor,
+            "oauth_client.saved",
+            f"oauth_client:{kind}",
+            {"client_id": row.client_id},
+        )
     return client_status(runtime, actor, provider)
 
 
@@ -366,6 +374,15 @@ def _connect(
     with runtime.session() as session:
         account = session.get_one(t.MailAccount, pending.account_id)
         _store_tokens(runtime, session, account, provider, tokens)
+        user = session.get_one(t.User, pending.user_id)
+        who = Actor(pending.company_id, Role.VIEWER, user.id, label=f"user:{user.email}")
+        audit.record(
+            session,
+            who,
+            "account.oauth_connected",
+            f"account:{account.id} {account.name}",
+            {"provider": provider.kind, "mailbox": account.username},
+        )
 
 
 def _store_tokens(
@@ -448,5 +465,6 @@ def oauth_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
         ca_file=runtime.settings.extra.get("smtp_ca_file"),
         oauth_token=source.access_token,
         oauth_refresh=source.refresh_after_rejection,
+        outbound=runtime.outbound,
     )
     return SmtpTransport(settings)

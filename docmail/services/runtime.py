@@ -75,8 +75,8 @@ class Runtime:
     def transport_for(self, account: t.MailAccount) -> Transport:
         """The transport for an account, chosen by its kind (one registry, see bootstrap).
 
-        A transport that connects somewhere has ``restrict_outbound``; it gets the
-        installation's policy here, whichever factory built it.
+        Factories hand the installation's outbound policy (``self.outbound``) to the
+        transports they build, so no company can aim docmail at an internal host.
         """
         factory = self.transports.get(account.kind)
         if factory is None:
@@ -87,11 +87,7 @@ class Runtime:
                 field="kind",
                 value=account.kind,
             )
-        transport = factory(self, account)
-        restrict = getattr(transport, "restrict_outbound", None)
-        if restrict is not None:
-            restrict(self.outbound)
-        return transport
+        return factory(self, account)
 
     def wakeup(self) -> None:
         """Tell in-process workers that new messages are queued (they also poll)."""

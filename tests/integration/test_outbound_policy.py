@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,35 @@ def strict(sqlite_template: Path, tmp_path: Path) -> Iterator[tuple[Runtime, Ten
 
 
 def _smtp_account(tenant: Tenant, host: str, port: int) -> int:
+    """An account aimed at ``host``, as saved before the policy existed (or before its
+    name's DNS answer changed): saving it now would be refused, so it goes into the table."""
     body = {"name": f"mail {host}", "host": host, "port": port, "security": "none"}
     body["from_email"] = "facturacion@acme.example"
-    created = tenant.client.post(f"{API}/accounts", json=body)
-    assert created.status_code == 201, created.text
-    return int(created.json()["id"])
+    runtime = tenant.client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.session() as session:
+        row = t.MailAccount(company_id=tenant.company_id, **body)
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254"])
+def test_saving_an_account_aimed_at_an_internal_host_is_refused(
+    strict: tuple[Runtime, Tenant], host: str
+) -> None:
+    _runtime, tenant = strict
+    body = {"name": "mail", "host": host, "port": 25, "security": "none"}
+    created = tenant.client.post(f"{API}/accounts", json={**body, "from_email": "a@acme.mx"})
+    assert created.status_code == 422 and created.json()["field"] == "host"
+    public = tenant.client.post(
+        f"{API}/accounts", json={**body, "host": "smtp.acme.mx", "from_email": "a@acme.mx"}
+    )
+    assert public.status_code == 201, public.text  # a name that may resolve later is saved
+    moved = tenant.client.patch(f"{API}/accounts/{public.json()['id']}", json={"host": host})
+    assert moved.status_code == 422 and moved.json()["field"] == "host"
+    assert tenant.client.get(f"{API}/accounts/{public.json()['id']}").json()["host"] == (
+        "smtp.acme.mx"
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,8 +191,8 @@ def test_a_server_that_does_not_greet_as_smtp_is_not_quoted_back(
 def test_an_ses_endpoint_on_an_internal_address_is_refused(
     strict: tuple[Runtime, Tenant], doorbell: Doorbell
 ) -> None:
-    pytest.importorskip("boto3")
-    _runtime, tenant = strict
+    runtime, tenant = strict
+    endpoint = f"http://127.0.0.1:{doorbell.port}"
     created = tenant.client.post(
         f"{API}/accounts",
         json={
@@ -175,13 +200,30 @@ def test_an_ses_endpoint_on_an_internal_address_is_refused(
             "name": "SES",
             "from_email": "facturacion@acme.example",
             "region": "us-east-1",
-            "endpoint_url": f"http://127.0.0.1:{doorbell.port}",
+            "endpoint_url": endpoint,
             "access_key_id": "AKIATESTDOCMAIL00001",
             "secret_access_key": "not-a-real-secret",
         },
     )
-    assert created.status_code == 201, created.text
-    answer = tenant.client.post(f"{API}/accounts/{created.json()['id']}/test")
+    assert created.status_code == 422 and created.json()["field"] == "endpoint_url"
+    with runtime.session() as session:  # as saved before the policy existed
+        row = t.MailAccount(
+            company_id=tenant.company_id,
+            kind="ses",
+            name="SES",
+            host="127.0.0.1",
+            port=443,
+            security="ssl",
+            username="AKIATESTDOCMAIL00001",
+            from_email="facturacion@acme.example",
+            region="us-east-1",
+            endpoint_url=endpoint,
+            password_encrypted=runtime.secrets.encrypt("not-a-real-secret"),
+        )
+        session.add(row)
+        session.flush()
+        account_id = row.id
+    answer = tenant.client.post(f"{API}/accounts/{account_id}/test")
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == "endpoint_url"
     assert "loopback address" in answer.json()["error"]
@@ -192,11 +234,11 @@ def test_tls_still_checks_the_host_name_when_connecting_to_the_checked_address(
     smtp_server_ssl: SmtpTestServer,
 ) -> None:
     for host in ("127.0.0.1", "localhost"):  # names on the test certificate
-        transport = SmtpTransport(smtp_server_ssl.client_settings(host=host))
-        transport.restrict_outbound(OutboundPolicy(LOOPBACK))
-        with transport:
+        allowed = replace(
+            smtp_server_ssl.client_settings(host=host), outbound=OutboundPolicy(LOOPBACK)
+        )
+        with SmtpTransport(allowed) as transport:
             assert transport.check().startswith("220")
-    transport = SmtpTransport(smtp_server_ssl.client_settings())
-    transport.restrict_outbound(OutboundPolicy())
-    with transport, pytest.raises(OutboundRefused):
+    refused = replace(smtp_server_ssl.client_settings(), outbound=OutboundPolicy())
+    with SmtpTransport(refused) as transport, pytest.raises(OutboundRefused):
         transport.check()

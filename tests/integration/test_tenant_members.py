@@ -210,6 +210,11 @@ def test_roles_change_and_sessions_end_through_the_api(two: Two) -> None:
     ended = two.a.client.delete(f"{API}/members/{bob.id}/sessions")
 
     assert ended.json() == {"ended": 1}
+    audit = two.a.client.get(f"{API}/audit", params={"action": "member."}).json()["items"]
+    assert [(e["action"], e["actor"], e["target"]) for e in audit] == [
+        ("member.signed_out", "token:tests", "user:bob@alpha.example.com"),
+        ("member.role_changed", "token:tests", "user:bob@alpha.example.com"),
+    ]
     assert bob_web.get("/documents", follow_redirects=False).status_code == 303
     assert two.b.client.patch(f"{API}/members/{bob.id}", json={"role": "admin"}).status_code == 404
     assert two.b.client.delete(f"{API}/members/{bob.id}").status_code == 404

@@ -58,6 +58,8 @@ class SmtpSettings:
     # ``oauth_refresh(rejected)`` a new one after the server refused ``rejected`` (once).
     oauth_token: Callable[[], str] | None = field(default=None, repr=False, compare=False)
     oauth_refresh: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    # Where a company may make docmail connect; None (tests of the transport alone) = anywhere.
+    outbound: OutboundPolicy | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -227,7 +229,6 @@ class SmtpTransport:
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._ready: tuple[bytes, _Payload] | None = None  # see prepare()
-        self.outbound: OutboundPolicy | None = None  # see restrict_outbound()
 
     def __enter__(self) -> SmtpTransport:
         return self
@@ -287,10 +288,6 @@ class SmtpTransport:
         """Say QUIT and close the connection (safe to call more than once)."""
         with self._lock:
             self._drop(polite=True)
-
-    def restrict_outbound(self, policy: OutboundPolicy) -> None:
-        """Connect only where ``policy`` allows (``Runtime.transport_for`` calls this)."""
-        self.outbound = policy
 
     # -- sending ----------------------------------------------------------------------
 
@@ -398,8 +395,8 @@ class SmtpTransport:
         s = self.settings
         options: dict[str, Any] = {"local_hostname": s.local_hostname, "timeout": s.timeout}
         if s.security == "ssl":
-            return _SslClient(s.host, s.port, context=tls, outbound=self.outbound, **options)
-        return _Client(s.host, s.port, outbound=self.outbound, **options)
+            return _SslClient(s.host, s.port, context=tls, outbound=s.outbound, **options)
+        return _Client(s.host, s.port, outbound=s.outbound, **options)
 
     def _starttls(self, conn: _Connection, tls: ssl.SSLContext | None) -> None:
         if not conn.has_extn("starttls"):
