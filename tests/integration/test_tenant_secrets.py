@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.support.app import make_runtime, make_tenant
 from tests.support.smtp_server import SmtpTestServer
@@ -30,25 +31,30 @@ def servers(tls_ca: object) -> object:
     harvester.stop()
 
 
+def _account(admin: TestClient, port: int, username: str, password: str) -> int:
+    """An SMTP account on 127.0.0.1:``port`` with that login; its id."""
+    made = admin.post(
+        f"{API}/accounts",
+        json={
+            "name": "Facturas",
+            "host": "127.0.0.1",
+            "port": port,
+            "username": username,
+            "password": password,
+            "from_email": MAILBOX,
+        },
+    )
+    assert made.status_code == 201, made.text
+    return int(made.json()["id"])
+
+
 def test_moving_an_account_to_another_server_forgets_its_password(
     database_url: str, tmp_path: Path, servers: tuple[SmtpTestServer, SmtpTestServer]
 ) -> None:
     real, harvester = servers
     runtime = make_runtime(database_url, tmp_path / "data", ca_file=real.ca_file)
     admin = make_tenant(runtime).client
-    made = admin.post(
-        f"{API}/accounts",
-        json={
-            "name": "Facturas",
-            "host": "127.0.0.1",
-            "port": real.port,
-            "username": MAILBOX,
-            "password": SECRET,
-            "from_email": MAILBOX,
-        },
-    )
-    assert made.status_code == 201, made.text
-    account_id = made.json()["id"]
+    account_id = _account(admin, real.port, MAILBOX, SECRET)
     assert admin.post(f"{API}/accounts/{account_id}/test").json()["ok"] is True
     assert real.logins == [(MAILBOX, SECRET.encode())]
 
@@ -68,17 +74,7 @@ def test_a_new_password_given_with_the_move_is_kept(
     real, harvester = servers
     runtime = make_runtime(database_url, tmp_path / "data", ca_file=real.ca_file)
     admin = make_tenant(runtime).client
-    account_id = admin.post(
-        f"{API}/accounts",
-        json={
-            "name": "Facturas",
-            "host": "127.0.0.1",
-            "port": harvester.port,
-            "username": "x",
-            "password": "y",
-            "from_email": MAILBOX,
-        },
-    ).json()["id"]
+    account_id = _account(admin, harvester.port, "x", "y")
 
     moved = admin.patch(
         f"{API}/accounts/{account_id}",
@@ -99,17 +95,7 @@ def test_turning_off_tls_or_its_check_also_forgets_the_password(
 ) -> None:
     runtime = make_runtime(database_url, tmp_path / "data")
     admin = make_tenant(runtime).client
-    account_id = admin.post(
-        f"{API}/accounts",
-        json={
-            "name": "Facturas",
-            "host": "127.0.0.1",
-            "port": 2525,
-            "username": MAILBOX,
-            "password": SECRET,
-            "from_email": MAILBOX,
-        },
-    ).json()["id"]
+    account_id = _account(admin, 2525, MAILBOX, SECRET)
 
     moved = admin.patch(f"{API}/accounts/{account_id}", json=change)
 

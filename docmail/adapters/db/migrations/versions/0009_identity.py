@@ -28,16 +28,20 @@ def _text_column(table: str, name: str, length: int) -> None:
     )
 
 
+def _company_id() -> sa.Column[int]:
+    return sa.Column(
+        "company_id",
+        sa.Integer(),
+        sa.ForeignKey("companies.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "invitations",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "company_id",
-            sa.Integer(),
-            sa.ForeignKey("companies.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _company_id(),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
@@ -59,12 +63,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column(
-            "company_id",
-            sa.Integer(),
-            sa.ForeignKey("companies.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _company_id(),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("action", sa.String(length=60), nullable=False),
