@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from docmail import __version__
 from docmail.adapters.db import tables as t
@@ -81,12 +82,24 @@ def _stop_workers(pool: Any, timeout: float = 15.0) -> None:
 def _store_caught(runtime: Runtime) -> Callable[[Any], None]:
     def on_message(envelope: Any) -> None:
         with runtime.session() as session:
+            # Whose message it is, by its Message-ID: a company sees only its own caught
+            # mail; one no outbox sent (a stranger on the port) belongs to nobody.
+            company_id = (
+                session.scalar(
+                    select(t.Message.company_id).where(
+                        t.Message.message_id_header == envelope.message_id
+                    )
+                )
+                if envelope.message_id
+                else None
+            )
             session.add(
                 t.CaughtMessage(
                     mail_from=envelope.mail_from,
                     rcpt_to=list(envelope.rcpt_to),
                     subject=envelope.subject,
                     raw=envelope.raw,
+                    company_id=company_id,
                 )
             )
         log.info("caught a message for %s: %s", ", ".join(envelope.rcpt_to), envelope.subject)

@@ -132,12 +132,16 @@ def resend(request: Request, signed: SenderPost, message_id: int) -> Response:
 
 @router.get("/catcher")
 def catcher_inbox(request: Request, signed: Admin) -> Response:
-    return render(request, "catcher.html", rows=caught_messages(runtime_of(request)))
+    return render(
+        request, "catcher.html", rows=caught_messages(runtime_of(request), signed.actor.company_id)
+    )
 
 
 @router.get("/catcher/{caught_id}")
 def caught_page(request: Request, signed: Admin, caught_id: int) -> Response:
-    _email, parsed = parse_message(caught_raw(runtime_of(request), caught_id))
+    _email, parsed = parse_message(
+        caught_raw(runtime_of(request), signed.actor.company_id, caught_id)
+    )
     return render(request, "caught.html", caught_id=caught_id, parsed=parsed)
 
 
@@ -145,4 +149,6 @@ def caught_page(request: Request, signed: Admin, caught_id: int) -> Response:
 def caught_attachment(
     request: Request, signed: Admin, caught_id: int, index: int, download: bool = False
 ) -> Response:
-    return attachment_of(caught_raw(runtime_of(request), caught_id), index, download)
+    return attachment_of(
+        caught_raw(runtime_of(request), signed.actor.company_id, caught_id), index, download
+    )

@@ -210,7 +210,8 @@ class CaughtRow:
     subject: str
 
 
-def caught_messages(runtime: Runtime, limit: int = 200) -> list[CaughtRow]:
+def caught_messages(runtime: Runtime, company_id: int, limit: int = 200) -> list[CaughtRow]:
+    """The demo catcher's messages that this company's outbox sent, newest first."""
     with runtime.session() as session:
         rows = session.execute(
             select(
@@ -220,23 +221,23 @@ def caught_messages(runtime: Runtime, limit: int = 200) -> list[CaughtRow]:
                 t.CaughtMessage.rcpt_to,
                 t.CaughtMessage.subject,
             )
+            .where(t.CaughtMessage.company_id == company_id)
             .order_by(t.CaughtMessage.id.desc())
             .limit(limit)
         ).all()
     return [CaughtRow(*row) for row in rows]
 
 
-def caught_raw(runtime: Runtime, caught_id: int) -> bytes:
+def caught_raw(runtime: Runtime, company_id: int, caught_id: int) -> bytes:
     with runtime.session() as session:
-        raw = session.scalar(select(t.CaughtMessage.raw).where(t.CaughtMessage.id == caught_id))
+        raw = session.scalar(
+            select(t.CaughtMessage.raw).where(
+                t.CaughtMessage.id == caught_id, t.CaughtMessage.company_id == company_id
+            )
+        )
     if raw is None:
         raise NotFound(f"caught message {caught_id} not found", field="id", value=caught_id)
     return raw
-
-
-def has_caught_messages(runtime: Runtime) -> bool:
-    with runtime.session() as session:
-        return session.scalar(select(t.CaughtMessage.id).limit(1)) is not None
 
 
 def recent_documents(runtime: Runtime, actor: Actor, doc_type: str) -> list[tuple[int, str]]:

@@ -1,5 +1,8 @@
 """A local SMTP server for demo mode: it accepts every message and hands it to a callback.
 
+Each message keeps its Message-ID, which tells the demo whose outbox it came from, so
+every company sees only its own caught mail.
+
 The catcher listens on a loopback address only, offers neither login nor TLS, and
 never relays anything. The callback runs on one worker thread owned by the
 catcher (one message at a time), so it may block, e.g. to write to a database.
@@ -33,16 +36,19 @@ class CaughtEnvelope:
     rcpt_to: list[str]
     raw: bytes
     subject: str  # decoded Subject header ('' if none)
+    message_id: str = ""  # the Message-ID header ('' if none): tells whose message it is
 
 
-def decode_subject(raw: bytes) -> str:
-    """The decoded Subject header of a raw message, on one line ('' if missing or broken)."""
+def decode_headers(raw: bytes) -> tuple[str, str]:
+    """The decoded Subject (on one line) and the Message-ID of a raw message ('' if missing)."""
     try:
-        value = BytesHeaderParser(policy=default_policy).parsebytes(raw)["subject"]
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+        subject, message_id = headers["subject"], headers["message-id"]
     except Exception:  # a malformed header must not stop the catcher
-        log.debug("could not parse the Subject header", exc_info=True)
-        return ""
-    return "" if value is None else " ".join(str(value).split())
+        log.debug("could not parse the headers", exc_info=True)
+        return "", ""
+    subject_text = "" if subject is None else " ".join(str(subject).split())
+    return subject_text, "" if message_id is None else str(message_id).strip()
 
 
 def loopback_host(host: str) -> str:
@@ -99,11 +105,13 @@ class _CatcherHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = bytes(envelope.original_content or b"")
+        subject, message_id = decode_headers(raw)
         caught = CaughtEnvelope(
             mail_from=envelope.mail_from or "",
             rcpt_to=list(envelope.rcpt_tos),
             raw=raw,
-            subject=decode_subject(raw),
+            subject=subject,
+            message_id=message_id,
         )
         loop = asyncio.get_running_loop()
         try:

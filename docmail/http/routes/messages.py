@@ -94,14 +94,16 @@ def caught_messages(
 ) -> Json:
     """Messages captured by the built-in demo mail catcher (``serve --demo``).
 
-    The catcher is one per installation, not per company, so only admins may read it.
+    Each company sees the ones its own outbox sent (matched by Message-ID); admins only.
     """
     actor.require(Role.ADMIN)
     runtime = runtime_of(request)
+    own = t.CaughtMessage.company_id == actor.company_id
     with runtime.session() as session:
-        total = session.scalar(select(func.count()).select_from(t.CaughtMessage)) or 0
+        total = session.scalar(select(func.count()).where(own)) or 0
         rows = session.scalars(
             select(t.CaughtMessage)
+            .where(own)
             .order_by(t.CaughtMessage.id.desc())
             .limit(min(max(limit, 1), 500))
             .offset(max(offset, 0))
@@ -120,7 +122,7 @@ def caught_raw(
     actor.require(Role.ADMIN)
     with runtime_of(request).session() as session:
         row = session.get(t.CaughtMessage, caught_id)
-        if row is None:
+        if row is None or row.company_id != actor.company_id:
             raise NotFound(f"caught message {caught_id} not found", field="id", value=caught_id)
         return Response(
             row.raw,
