@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -635,3 +636,25 @@ def test_an_invitation_link_of_another_company_lets_no_one_else_in(bare: Runtime
         for company in (a, b):
             company.api.close()
             company.web.close()
+
+
+def test_another_companys_oauth_state_connects_nothing(world: World) -> None:
+    """Company B's admin brings company A's pending consent back to the callback."""
+    gmail = _made(
+        world.a.api.post(
+            f"{API}/accounts", json={"kind": "gmail", "name": "Gmail", "from_email": "v@alfa.mx"}
+        )
+    )
+    started = world.a.web.post(
+        f"/settings/accounts/{gmail['id']}/authenticate",
+        data={"csrf_token": world.a.csrf},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    state = parse_qs(urlparse(started.headers["location"]).query)["state"][0]
+    before = snapshot(world.runtime)
+
+    landed = world.b.web.get(f"/oauth/callback?state={state}&code=stolen", follow_redirects=False)
+
+    assert landed.status_code == 403
+    assert snapshot(world.runtime) == before
