@@ -38,6 +38,9 @@ class AttachmentRef:
     filename: str
     content_type: str
     size: int
+    # Bytes made while composing in a read-only session (not stored yet): whoever
+    # queues the email stores them with the message, in its write transaction.
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, row: t.DocumentAttachment) -> AttachmentRef:

@@ -35,7 +35,13 @@ from docmail.services.doctypes import get_type_row
 from docmail.services.documents import get_document, get_document_row
 from docmail.services.inputs import SendIn
 from docmail.services.runtime import Actor, Role, Runtime
-from docmail.services.sending import SendOutcome, _queue, build_message_row, fingerprint
+from docmail.services.sending import (
+    MessageDraft,
+    SendOutcome,
+    _queue,
+    build_message_draft,
+    fingerprint,
+)
 from docmail.services.templates import effective_template
 
 CANCELLATION = "cancellation"  # notice template: templates/defaults/*/cancellation.txt
@@ -250,7 +256,7 @@ def _cancellation_in_session(
 
 def compose_cancellation(runtime: Runtime, actor: Actor, document_id: int) -> Composition:
     """The pre-filled notice that a cancelled document is void: same recipients, no files."""
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         return _cancellation_in_session(runtime, session, actor, document_id)
 
 
@@ -261,8 +267,8 @@ def announce_cancellation(
     actor.require(Role.SENDER)
     key = key or edits.idempotency_key
 
-    def make(session: Session) -> t.Message:
+    def make(session: Session) -> MessageDraft:
         composed = _cancellation_in_session(runtime, session, actor, document_id)
-        return build_message_row(runtime, session, actor, composed, edits)
+        return build_message_draft(runtime, session, actor, composed, edits)
 
     return _queue(runtime, actor, key, fingerprint(f"cancel:{document_id}", edits), make)

@@ -111,13 +111,13 @@ def _bundle(session: Session, doc: t.Document, composition: Composition) -> None
             (pdf_name, get_blob(session, pdf.blob_sha256)),
         ]
     )
-    # A preview (read-only session) names the ZIP by its hash; sending stores it.
-    digest = (
-        hashlib.sha256(data).hexdigest()
-        if session.info.get("read_only")
-        else put_blob(session, data)
+    # In a read-only session (a preview, or composing before the write) the ZIP is
+    # named by its hash and carried along; whoever queues the email stores it.
+    read_only = bool(session.info.get("read_only"))
+    digest = hashlib.sha256(data).hexdigest() if read_only else put_blob(session, data)
+    bundled: AttachmentRef = AttachmentRef(
+        None, digest, zip_name, "application/zip", len(data), data if read_only else None
     )
-    bundled: AttachmentRef = AttachmentRef(None, digest, zip_name, "application/zip", len(data))
     replaced = {xml.id, pdf.id}
     composition.attachments = [a for a in composition.attachments if a.id not in replaced] + [
         bundled

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from docmail.domain.addresses import (
 from docmail.domain.outbox import MessageState
 from docmail.errors import Conflict, ValidationError
 from docmail.services.accounts import resolve_account
+from docmail.services.blobs import put_blobs
 from docmail.services.compose import AttachmentRef, Composition, compose_in_session
 from docmail.services.documents import get_document_row
 from docmail.services.htmltext import html_to_text, text_to_html
@@ -126,6 +127,8 @@ class MessageDraft:
     values: dict[str, Any]
     attachments: list[dict[str, object]]
     document_ids: list[int]
+    # Files composed in a read-only session, to store before the row (see AttachmentRef).
+    new_blobs: list[bytes] = field(default_factory=list)
 
     def to_row(self) -> t.Message:
         message = t.Message(**self.values)
@@ -167,8 +170,10 @@ def build_message_draft(
         "queued_at": now,
         "created_by": actor.label[:200],  # who queued it: user:..., token:..., automation:...
     }
-    attachments = [attachment_values(a) for a in _attachments(composed, edits.attachment_ids)]
-    return MessageDraft(values, attachments, list(composed.document_ids))
+    chosen = _attachments(composed, edits.attachment_ids)
+    attachments = [attachment_values(a) for a in chosen]
+    made = [a.content for a in chosen if a.content is not None]
+    return MessageDraft(values, attachments, list(composed.document_ids), made)
 
 
 def build_message_row(
@@ -183,13 +188,27 @@ def _queue(
     actor: Actor,
     key: str | None,
     print_: str,
-    make: Callable[[Session], t.Message],
+    make: Callable[[Session], MessageDraft],
 ) -> SendOutcome:
+    """Compose in a read session, then write the message in a short transaction.
+
+    The template renders (up to its time limit) with no write lock held: on SQLite
+    a write transaction is the whole database's lock, and one company's slow
+    template must not make every other request wait. A key seen before answers
+    the earlier message, before and again inside the write (a concurrent twin).
+    """
+    if key:
+        with runtime.read_session() as session:
+            if (earlier := find_by_key(session, actor, key)) is not None:
+                return _replay(earlier, print_)
+    with runtime.read_session() as session:
+        draft = make(session)
     try:
         with runtime.session() as session:
             if key and (earlier := find_by_key(session, actor, key)) is not None:
                 return _replay(earlier, print_)
-            message = make(session)
+            put_blobs(session, draft.new_blobs)
+            message = draft.to_row()
             message.idempotency_key, message.request_fingerprint = key, print_
             session.add(message)
             session.flush()
@@ -214,9 +233,9 @@ def send_document(
     actor.require(Role.SENDER)
     key = key or edits.idempotency_key
 
-    def make(session: Session) -> t.Message:
+    def make(session: Session) -> MessageDraft:
         doc = get_document_row(session, actor, document_id)
         composed = compose_in_session(runtime, session, actor, [doc])
-        return build_message_row(runtime, session, actor, composed, edits)
+        return build_message_draft(runtime, session, actor, composed, edits)
 
     return _queue(runtime, actor, key, fingerprint(f"doc:{document_id}", edits), make)
