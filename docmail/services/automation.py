@@ -1,7 +1,8 @@
 """Auto-send rules: CRUD, and firing them when documents are created or change status.
 
-``on_document_event`` is called by the documents service *after* its
-transaction committed. A document in an open run waits for the run's close
+Documents leave an automation event in their own transaction
+(``automation_events``); workers evaluate it (``docmail.worker.events`` calls
+``evaluate_document``). A document in an open run waits for the run's close
 (see ``automation_runs``); any other document is decided at once, counted
 within its (closed) run, or as a run of one. Each (rule, document, trigger)
 fires once ever: see ``automation_queue``.
@@ -310,40 +311,6 @@ def evaluate_document(
         fire_rule(runtime, actor, r, doc_id, run_id=state.run_id, count=count, dry_run=dry_run)
         for r in rules
     ]
-
-
-def any_rules(runtime: Runtime, actor: Actor, doc_types: set[str], runs: bool) -> bool:
-    """Whether new documents of these types could concern automation at all (one query)."""
-    if runs:
-        return True  # joining a named run needs the per-document path
-    with runtime.session() as session:
-        found = session.scalar(
-            select(t.AutomationRule.id)
-            .where(
-                t.AutomationRule.company_id == actor.company_id,
-                t.AutomationRule.doc_type.in_(doc_types),
-            )
-            .limit(1)
-        )
-    return found is not None
-
-
-def on_document_event(
-    runtime: Runtime, actor: Actor, doc_id: int, event: str, run: str | None = None
-) -> None:
-    """The documents service's hook, called after its transaction committed.
-
-    ``event``: ``created`` or ``status:<new status>``. Never raises: the
-    document is stored whatever automation makes of it; problems are logged.
-    """
-    from docmail.services.automation_runs import join_run  # runs evaluate with this module
-
-    try:
-        if run:
-            join_run(runtime, actor, run, doc_id)
-        evaluate_document(runtime, actor, doc_id, event)
-    except Exception:
-        log.exception("automation failed for document %s on %s", doc_id, event)
 
 
 def dry_run_rule(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from docmail.adapters.db import tables as t
 from docmail.errors import NotFound
+from docmail.services.automation_events import record_event
 from docmail.services.blobs import AttachmentData, check_size, decode_base64, get_blob, put_blob
 from docmail.services.doctypes import get_type_row
 from docmail.services.inputs import DocumentIn, DocumentPatch
@@ -104,6 +105,7 @@ def create_document(
             _attach(session, doc, files, runtime.settings.max_attachment_bytes)
             session.flush()
             doc_id = doc.id
+            record_event(session, actor, doc_id, data.type, "created", data.run)
     except IntegrityError:
         # A concurrent request created the same number first: return that one.
         with runtime.session() as session:
@@ -111,7 +113,7 @@ def create_document(
             if found is None:
                 raise
             return CreatedDocument(found, created=False)
-    _automation().on_document_event(runtime, actor, doc_id, "created", run=data.run)
+    runtime.wakeup()  # workers evaluate the document's automation event
     return CreatedDocument(get_document(runtime, actor, doc_id), created=True)
 
 
@@ -133,16 +135,11 @@ def update_document(
         doc = get_document_row(session, actor, document_id)
         for key, value in patch.model_dump(exclude_unset=True).items():
             setattr(doc, key, value)
+        if patch.status is not None:
+            record_event(session, actor, doc.id, doc.doc_type, f"status:{patch.status}")
     if patch.status is not None:
-        _automation().on_document_event(runtime, actor, document_id, f"status:{patch.status}")
+        runtime.wakeup()
     return get_document(runtime, actor, document_id)
-
-
-def _automation() -> Any:
-    """The automation service, imported late: it composes emails, which needs this module."""
-    from docmail.services import automation
-
-    return automation
 
 
 def get_document(runtime: Runtime, actor: Actor, document_id: int) -> t.Document:

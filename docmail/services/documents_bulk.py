@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.errors import DocmailError, NotFound, ValidationError
+from docmail.services.automation_events import concerned_types, record_event
 from docmail.services.blobs import AttachmentData, check_size, put_blobs
 from docmail.services.doctypes import get_type_row
 from docmail.services.documents import decode_attachments, document_values
@@ -199,6 +200,7 @@ def _create_documents(
             if (item.type, item.number) not in existing
         ]
         created = _insert_new(session, actor, new, parties)
+        _record_events(session, actor, items, created)
     results = [
         BulkCreated(
             i,
@@ -208,20 +210,16 @@ def _create_documents(
         )
         for i, item in enumerate(items)
     ]
-    _tell_automation(runtime, actor, items, results)
     return results
 
 
-def _tell_automation(
-    runtime: Runtime, actor: Actor, items: list[DocumentIn], results: list[BulkCreated]
+def _record_events(
+    session: Session, actor: Actor, items: list[DocumentIn], created: dict[int, int]
 ) -> None:
-    from docmail.services import automation
-
-    fresh = [r for r in results if r.created]
-    types = {items[r.index].type for r in fresh}
-    if not fresh or not automation.any_rules(runtime, actor, types, runs=any(i.run for i in items)):
-        return  # the common case: nothing to evaluate, so no query per document
-    for result in fresh:
-        automation.on_document_event(
-            runtime, actor, result.id, "created", run=items[result.index].run
-        )
+    """Automation events for the new documents, in their transaction (one query for rules)."""
+    if not created:
+        return
+    concerned = concerned_types(session, actor.company_id, {items[i].type for i in created})
+    for index, doc_id in created.items():
+        item = items[index]
+        record_event(session, actor, doc_id, item.type, "created", item.run, concerned=concerned)

@@ -23,6 +23,7 @@ from docmail.einvoice import EInvoice, parse_einvoice
 from docmail.einvoice.model import COUNTRY_LANGUAGE
 from docmail.einvoice.printed import printed_form_html
 from docmail.errors import Conflict, ValidationError
+from docmail.services.automation_events import record_event
 from docmail.services.blobs import AttachmentData, check_size, put_blob
 from docmail.services.companies import document_type_row
 from docmail.services.compose import (
@@ -137,6 +138,9 @@ def _store(
             )
         session.flush()
         doc_id = doc.id
+        # Imported e-invoices concern auto-send rules like any new document.
+        record_event(session, actor, doc_id, invoice.doc_type, "created")
+    runtime.wakeup()
     return ImportedEInvoice(get_document(runtime, actor, doc_id), True, party_created)
 
 

@@ -28,6 +28,7 @@ from docmail.services.batches import expand_next_batch
 from docmail.services.operations import beat, forget_worker
 from docmail.services.runtime import Runtime
 from docmail.worker.delivery import AccountDelivery
+from docmail.worker.events import process_due_events
 
 log = logging.getLogger("docmail.worker")
 HEARTBEAT_SECONDS = 10.0
@@ -79,13 +80,15 @@ class Worker:
         log.info("worker %s stopped", self.name)
 
     def run_once(self) -> int:
-        """Expand one chunk of a waiting batch, then claim due messages and try each once.
+        """Expand one chunk of a waiting batch, run due jobs, evaluate documents' automation
+        events, then claim due messages and try each once.
 
         Returns how much was done (batch chunk counts as one), 0 when idle.
         """
         expanded = expand_next_batch(self.runtime, self.name)
         scheduled = run_due_jobs(self.runtime, self.name)  # cheap read when nothing is due
-        return self._deliver_due() + int(expanded) + scheduled
+        evaluated = process_due_events(self.runtime, self.name)  # documents' automation
+        return self._deliver_due() + int(expanded) + scheduled + evaluated
 
     def _deliver_due(self) -> int:
         claims = self._claim()

@@ -20,6 +20,7 @@ from docmail.services.documents import create_document
 from docmail.services.inputs import AccountIn, DocumentIn, PartyIn
 from docmail.services.parties import create_party
 from docmail.services.runtime import Actor, Role, Runtime
+from docmail.worker.events import process_due_events
 
 RUN = "rent-2026-11"
 
@@ -79,7 +80,15 @@ def invoice(runtime: Runtime, actor: Actor, number: str, party: str, **extra: ob
             **extra,
         }
     )
-    return create_document(runtime, actor, data).document.id
+    doc_id = create_document(runtime, actor, data).document.id
+    settle(runtime)
+    return doc_id
+
+
+def settle(runtime: Runtime) -> None:
+    """What a worker does with the documents' automation events (docmail.worker.events)."""
+    while process_due_events(runtime, "tests"):
+        pass
 
 
 def queued_document_ids(runtime: Runtime) -> Counter[int]:
@@ -199,6 +208,7 @@ def test_a_document_stamped_later_triggers_its_stamped_rule_once(runtime: Runtim
     for _ in range(2):
         answer = client.patch(f"/api/v1/documents/{doc_id}", json={"status": "stamped"})
         assert answer.status_code == 200, answer.text
+    settle(runtime)
     assert queued_document_ids(runtime) == Counter({doc_id: 1})
     with runtime.session() as session:
         assert session.scalars(select(t.Message.subject)).one() == "Timbrada S-1"

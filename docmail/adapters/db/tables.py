@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from docmail.adapters.db.automation_events import AutomationEvent as AutomationEvent
+
 # Re-exported: every mapping is reachable as ``tables.X``.
 from docmail.adapters.db.base import Base as Base
 from docmail.adapters.db.base import UTCDateTime as UTCDateTime
