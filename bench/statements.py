@@ -16,7 +16,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from docmail.adapters.db.engine import make_engine, migrate
+from docmail.adapters.db.engine import make_engine
+from docmail.adapters.db.schema import migrate
 from docmail.adapters.pdf import html_to_pdf
 from docmail.services.automation_statements import render_statement
 from docmail.services.documents import create_document

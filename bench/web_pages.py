@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from docmail.adapters.db import tables as t
-from docmail.adapters.db.engine import make_engine, migrate
+from docmail.adapters.db.engine import make_engine
+from docmail.adapters.db.schema import migrate
 from docmail.http.app import create_app
 from docmail.services.companies import add_membership, create_company, create_user
 from docmail.services.runtime import Role, Runtime

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 
-from docmail.adapters.db.engine import make_engine, make_private, make_session_factory, migrate
+from docmail.adapters.db.engine import make_engine, make_private, make_session_factory
+from docmail.adapters.db.schema import migrate, require_current
 from docmail.adapters.secrets import SecretBox, load_or_create_keys
 from docmail.config import Settings
 from docmail.services.accounts import ses_transport_for, smtp_transport_for
@@ -18,11 +19,20 @@ def build_runtime(
     *,
     transports: dict[str, AccountTransportFactory] | None = None,
     run_migrations: bool = True,
+    require_schema: bool = False,
 ) -> Runtime:
+    """Wire the runtime. ``run_migrations`` upgrades the schema (under the migration lock);
+    ``require_schema`` instead refuses a schema that is not at this docmail's head."""
     make_private(settings.data_dir)  # the database and the key file live here
     engine = make_engine(settings.resolved_database_url)
-    if run_migrations:
-        migrate(engine)
+    try:
+        if run_migrations:
+            migrate(engine)
+        elif require_schema:
+            require_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     keys = load_or_create_keys(settings.secret_keys, settings.key_file)
     return Runtime(
         settings=settings,

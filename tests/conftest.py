@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
-from docmail.adapters.db.engine import make_engine, migrate
+from docmail.adapters.db.engine import make_engine
+from docmail.adapters.db.schema import migrate
 from docmail.adapters.db.tables import Base
 from tests.support.postgres import PostgresServer, find_postgres
 

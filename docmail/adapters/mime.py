@@ -163,10 +163,16 @@ def _attachment_part(part: AttachmentPart, cache: EncodedCache) -> bytes:
 
 
 def _boundary(parts: list[bytes]) -> bytes:
-    while True:
-        candidate = b"==docmail_" + uuid.uuid4().hex.encode() + b"=="
+    """A boundary derived from the parts, so a message renders to the same bytes on every
+    attempt (a retry to recipients the server deferred is the copy the others got)."""
+    checksum = 0
+    for part in parts:
+        checksum = binascii.crc32(part, checksum)
+    for salt in range(1_000_000):
+        candidate = b"==docmail_%08x%08x_%d==" % (checksum, sum(map(len, parts)), salt)
         if not any(candidate in p for p in parts):
             return candidate
+    raise ValueError("no MIME boundary found that the message does not contain")
 
 
 def _multipart(subtype: str, parts: list[bytes]) -> bytes:

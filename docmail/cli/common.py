@@ -60,9 +60,14 @@ def cli() -> None:
 
 
 @contextmanager
-def open_runtime() -> Iterator[Runtime]:
-    """Build the runtime from the environment (migrating the schema) and dispose of it after."""
-    runtime = build_runtime(Settings.from_env())
+def open_runtime(*, migrate: bool = True) -> Iterator[Runtime]:
+    """Build the runtime from the environment and dispose of it after.
+
+    ``migrate``: bring the schema up to date first (under the migration lock);
+    otherwise refuse a database whose schema is not this docmail's newest, naming
+    ``docmail migrate`` (``serve`` and ``worker`` without ``--migrate``).
+    """
+    runtime = build_runtime(Settings.from_env(), run_migrations=migrate, require_schema=not migrate)
     redactor = install_log_redaction(runtime.secrets)  # no secret reaches the logs in clear
     try:
         yield runtime

@@ -2,8 +2,10 @@
 
 Every command reads its settings from the environment (``DOCMAIL_DATA_DIR``,
 ``DOCMAIL_DATABASE_URL``, ``DOCMAIL_SECRET_KEY``, ...) and brings the database
-schema up to date before it starts. Expected errors print one red line,
-``error: <message> (field: <field>)``, and exit with code 2.
+schema up to date before it starts (under the migration lock), except ``serve`` and
+``worker``: they refuse an older schema unless given ``--migrate`` (or ``serve --demo``).
+Expected errors print one red line, ``error: <message> (field: <field>)``, and exit
+with code 2.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from docmail.adapters.secrets import SecretBox
 from docmail.cli import backup as _backup  # noqa: F401 - registers backup and restore
 from docmail.cli import members as _members  # noqa: F401 - registers invite
 from docmail.cli import output
+from docmail.cli import schema as _schema  # noqa: F401 - registers migrate
 from docmail.cli import server as _server  # noqa: F401 - registers serve and worker
 from docmail.cli import tokens as _tokens  # noqa: F401 - registers tokens create/list/revoke
 from docmail.cli.common import cli, echo_flush, open_runtime, resolve_actor, token_option

@@ -34,6 +34,13 @@ from docmail.services.runtime import Runtime
 
 log = logging.getLogger("docmail.cli")
 
+MIGRATE_OPTION = click.option(
+    "--migrate",
+    is_flag=True,
+    help="Upgrade the database schema first (under the lock `docmail migrate` takes) "
+    "instead of refusing to start on an older one.",
+)
+
 
 # ---------------------------------------------------------------- serve and worker
 
@@ -185,6 +192,7 @@ def _run_uvicorn(
 @click.option("--port", default=8025, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Load demo data and start a local mail catcher.")
 @click.option("--no-worker", is_flag=True, help="Do not deliver mail in this process.")
+@MIGRATE_OPTION
 @click.option(
     "--catcher-port",
     default=2525,
@@ -205,6 +213,7 @@ def serve(
     no_worker: bool,
     catcher_port: int,
     forwarded_allow_ips: str | None,
+    migrate: bool,
 ) -> None:
     """Run the HTTP API (and, unless --no-worker, a delivery worker) in this process.
 
@@ -212,13 +221,16 @@ def serve(
     message it receives (see GET /api/v1/catcher/messages); demo data is loaded
     once and its API token is kept in DATA_DIR/demo-token.txt. Ctrl-C or SIGTERM
     stops the server, the worker and the catcher gracefully.
+
+    The database schema must be up to date (`docmail migrate`) unless --migrate or
+    --demo is given: then this process upgrades it under the migration lock.
     """
     _configure_logging()
     catcher: Any = None
     workers: Any = None
     with (
         Shutdown().installed() as shutdown,
-        open_runtime() as runtime,
+        open_runtime(migrate=migrate or demo) as runtime,
         background_checkpoints(runtime.engine),
     ):
         try:
@@ -252,16 +264,18 @@ def serve(
     type=click.IntRange(1, 64),
     help="Number of delivery threads.",
 )
-def worker(concurrency: int) -> None:
+@MIGRATE_OPTION
+def worker(concurrency: int, migrate: bool) -> None:
     """Deliver queued messages until SIGTERM or Ctrl-C (then finish the current one).
 
     Run as many worker processes as you like, on any machine, against the same
-    DOCMAIL_DATABASE_URL: each message is claimed by one worker at a time.
+    DOCMAIL_DATABASE_URL: each message is claimed by one worker at a time. The
+    database schema must be up to date (`docmail migrate`) unless --migrate is given.
     """
     _configure_logging()
     with (
         Shutdown().installed() as shutdown,
-        open_runtime() as runtime,
+        open_runtime(migrate=migrate) as runtime,
         background_checkpoints(runtime.engine),
     ):
         started = _start_workers(runtime, concurrency)

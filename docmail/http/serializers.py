@@ -9,6 +9,7 @@ from docmail.adapters.db import tables as t
 from docmail.domain.outbox import policy_from_config
 from docmail.services.compose import AttachmentRef, Composition
 from docmail.services.oauth import needs_attention, oauth_status
+from docmail.services.partial_delivery import recipient_report
 from docmail.services.templates import EffectiveTemplate
 
 
@@ -177,6 +178,18 @@ def message_json(m: t.Message, attempts: list[t.MessageAttempt] | None = None) -
                 "detail": a.detail,
             }
             for a in attempts
+        ]
+        # Who got it: accepted, deferred (retried later, alone), refused or failed, with
+        # the server's reply to that recipient (see domain/recipient_states.py).
+        body["recipients"] = [
+            {
+                "field": r.field,
+                "address": r.address,
+                "state": r.state,
+                "code": r.code,
+                "reply": r.reply,
+            }
+            for r in recipient_report(m, attempts)
         ]
         body["body_html"], body["body_text"] = m.body_html, m.body_text
     return body

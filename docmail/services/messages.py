@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Protocol
 
 from sqlalchemy import func, select, update
@@ -13,6 +15,13 @@ from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.adapters.mime import AttachmentPart, OutgoingEmail, new_message_id, render_bytes
 from docmail.domain.outbox import CLAIMABLE_STATES, MessageState
+from docmail.domain.recipient_states import (
+    ACCEPTED,
+    Attempt,
+    RecipientState,
+    envelope_for_retry,
+    fold,
+)
 from docmail.errors import Conflict, NotFound
 from docmail.services.blobs import get_blob, get_blobs
 from docmail.services.runtime import Actor, Role, Runtime
@@ -113,19 +122,56 @@ def outgoing_email(session: Session, message: t.Message) -> OutgoingEmail:
 
 @dataclass(frozen=True)
 class ClaimedEmail:
-    """A claimed message as the worker needs it: the email, and what its retry budget counts."""
+    """A claimed message as the worker needs it: the email, what its retry budget counts,
+    who this attempt goes to (``envelope``) and what earlier attempts got (``earlier``)."""
 
     email: OutgoingEmail
     company_id: int
     queued_at: datetime
     attempts_at_queue: int
+    envelope: list[str] = field(default_factory=list)
+    earlier: dict[str, RecipientState] = field(default_factory=dict)
+
+    @property
+    def delivered_to(self) -> list[str]:
+        """Recipients an earlier attempt already delivered to."""
+        return [a for a, s in self.earlier.items() if s.state == ACCEPTED]
+
+
+def envelope_addresses(email: OutgoingEmail) -> list[str]:
+    """The bare addresses of every recipient (To, Cc, Bcc), as RCPT TO takes them."""
+    return [parseaddr(a)[1] for a in email.envelope_recipients]
+
+
+def earlier_recipient_states(
+    session: Session, messages: list[t.Message]
+) -> dict[int, dict[str, RecipientState]]:
+    """Per-recipient states after earlier partial attempts (only retries can have any)."""
+    retries = [m.id for m in messages if m.attempts > 1]
+    if not retries:
+        return {}
+    rows = session.execute(
+        select(
+            t.MessageAttempt.message_id,
+            t.MessageAttempt.outcome,
+            t.MessageAttempt.smtp_code,
+            t.MessageAttempt.detail,
+        )
+        .where(t.MessageAttempt.message_id.in_(retries), t.MessageAttempt.outcome == "partial")
+        .order_by(t.MessageAttempt.message_id, t.MessageAttempt.number)
+    )
+    partial: dict[int, list[Attempt]] = defaultdict(list)
+    for message_id, outcome, code, detail in rows:
+        partial[message_id].append((outcome, code, detail))
+    return {mid: fold([], attempts) for mid, attempts in partial.items()}
 
 
 def claimed_emails(session: Session, message_ids: list[int]) -> dict[int, ClaimedEmail]:
     """Several messages with their attachments in three queries (not three per message).
 
     Attachment parts carry their content hash, so ``render_bytes`` encodes the
-    same bytes once however many messages carry them.
+    same bytes once however many messages carry them. A retry after a partial
+    delivery goes only to the recipients still waiting (a fourth query, retries only).
     """
     messages = session.scalars(select(t.Message).where(t.Message.id.in_(message_ids))).all()
     attachments = session.scalars(
@@ -139,12 +185,16 @@ def claimed_emails(session: Session, message_ids: list[int]) -> dict[int, Claime
         parts[a.message_id].append(
             AttachmentPart(a.filename, a.content_type, blobs[a.blob_sha256], key=a.blob_sha256)
         )
-    return {
-        m.id: ClaimedEmail(
-            _email_of(m, parts[m.id]), m.company_id, m.queued_at, m.attempts_at_queue
+    earlier = earlier_recipient_states(session, list(messages))
+    claimed = {}
+    for m in messages:
+        email = _email_of(m, parts[m.id])
+        before = earlier.get(m.id, {})
+        envelope = envelope_for_retry(envelope_addresses(email), before)
+        claimed[m.id] = ClaimedEmail(
+            email, m.company_id, m.queued_at, m.attempts_at_queue, envelope, before
         )
-        for m in messages
-    }
+    return claimed
 
 
 def _email_of(message: t.Message, attachments: list[AttachmentPart]) -> OutgoingEmail:

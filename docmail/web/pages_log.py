@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse
 from docmail.domain.outbox import FINAL_STATES, MessageState
 from docmail.errors import NotFound
 from docmail.services import messages
+from docmail.services.partial_delivery import recipient_report
 from docmail.web.pages_documents import file_response
 from docmail.web.queries import (
     PAGE_SIZE,
@@ -98,7 +99,15 @@ def message_page(request: Request, signed: Viewer, message_id: int) -> Response:
     message = messages.get_message(runtime, actor, message_id)
     _email, parsed = parse_message(messages.message_source(runtime, actor, message_id))
     attempts = messages.message_attempts(runtime, actor, message_id)
-    return render(request, "message.html", message=message, parsed=parsed, attempts=attempts)
+    recipients = recipient_report(message, attempts)
+    return render(
+        request,
+        "message.html",
+        message=message,
+        parsed=parsed,
+        attempts=attempts,
+        recipients=recipients,
+    )
 
 
 @router.get("/log/{message_id}/status")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 
 from docmail.adapters.db import outbox_store as store
 from docmail.adapters.mime import render_bytes
@@ -26,6 +25,7 @@ from docmail.adapters.smtp.transport import SendResult, Transport, send_meanwhil
 from docmail.domain.outbox import MessageState, RetryPolicy, decide_after_failure
 from docmail.errors import AuthenticationFailed, DeliveryError, PermanentDeliveryError
 from docmail.services.messages import ClaimedEmail, claimed_emails
+from docmail.services.partial_delivery import after_earlier_deliveries, record_partial
 from docmail.services.runtime import Runtime
 
 log = logging.getLogger("docmail.worker")
@@ -156,9 +156,8 @@ class AccountDelivery:
             get_ready = getattr(self.transport, "prepare", None)  # optional (SMTP has it)
             if get_ready is not None:
                 get_ready(raw)
-            built: _Prepared | DeliveryError = _Prepared(
-                raw, [parseaddr(a)[1] for a in email.envelope_recipients]
-            )
+            # A retry after a partial delivery goes only to the recipients still waiting.
+            built: _Prepared | DeliveryError = _Prepared(raw, claimed.envelope)
         except (ValueError, TypeError, UnicodeError) as exc:
             # A row that cannot become a message will never send: fail it, not the round.
             built = PermanentDeliveryError(f"the message could not be built: {exc}")
@@ -174,13 +173,14 @@ class AccountDelivery:
         now = self.runtime.clock()
         for item, result in pending:
             reply = result.reply
-            if result.refused:
-                refused = "; ".join(f"{r}: {c} {t}" for r, (c, t) in result.refused.items())
-                reply = f"{reply} (refused: {refused})"
-                permanent = [r for r, (code, _) in result.refused.items() if code >= 500]
-                company_id = self._emails[item.message_id].company_id
-                store.mark_bouncing(self.runtime.engine, company_id, permanent, refused)
-            store.mark_sent(self.runtime.engine, self.worker, item, result.code, reply, now)
+            if result.refused:  # some recipients refused: per-recipient record (or retry)
+                claimed = self._emails[item.message_id]
+                state = record_partial(
+                    self.runtime, self.worker, self.policy, item, result, claimed, now
+                )
+                reply = f"{reply} ({state.value}; refused: {sorted(result.refused)})"
+            else:
+                store.mark_sent(self.runtime.engine, self.worker, item, result.code, reply, now)
             self._emails.pop(item.message_id, None)  # a pass may hold hundreds of claims
             self.sent += 1
             log.info("message %s sent: %s %s", item.message_id, result.code, reply)
@@ -195,6 +195,7 @@ class AccountDelivery:
             now=now,
             reason=exc.message,
         )
+        outcome = after_earlier_deliveries(outcome, claimed)  # partly delivered: sent
         store.mark_failed_attempt(
             self.runtime.engine,
             self.worker,

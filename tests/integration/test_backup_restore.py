@@ -29,7 +29,8 @@ from sqlalchemy import select
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.backup import TABLES, table_has_rows
-from docmail.adapters.db.engine import make_engine, migrate
+from docmail.adapters.db.engine import make_engine
+from docmail.adapters.db.schema import migrate
 from docmail.bootstrap import build_runtime
 from docmail.cli.main import cli
 from docmail.config import LOOPBACK, Settings

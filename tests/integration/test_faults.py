@@ -37,7 +37,8 @@ from sqlalchemy.exc import OperationalError
 
 from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
-from docmail.adapters.db.engine import make_engine, migrate
+from docmail.adapters.db.engine import make_engine
+from docmail.adapters.db.schema import migrate
 from docmail.services.runtime import Runtime
 from docmail.worker.worker import Worker
 from tests.support.app import Tenant, make_runtime, make_tenant

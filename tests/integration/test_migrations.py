@@ -9,7 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from docmail.adapters.db.engine import make_engine, migrate
+from docmail.adapters.db.engine import make_engine
+from docmail.adapters.db.schema import migrate
 from docmail.adapters.db.tables import Base
 
 

@@ -99,6 +99,7 @@ class _State:
         self.connections = 0
         self.live: set[_TestSMTP] = set()
         self.faults: dict[str, deque[list[Any]]] = {s: deque() for s in ("mail", "rcpt", "data")}
+        self.recipient_faults: dict[str, list[Any]] = {}  # RCPT TO one address: [code, text, n]
         self.drops = 0
         self.stall_seconds = 0.0
         self.queue_ids = 0
@@ -127,6 +128,16 @@ class _State:
             fault[2] -= 1
             if fault[2] <= 0:
                 queue.popleft()
+            return f"{fault[0]} {fault[1]}"
+
+    def take_recipient_fault(self, address: str) -> str | None:
+        with self.lock:
+            fault = self.recipient_faults.get(address.lower())
+            if fault is None:
+                return None
+            fault[2] -= 1
+            if fault[2] <= 0:
+                del self.recipient_faults[address.lower()]
             return f"{fault[0]} {fault[1]}"
 
     def record(self, message: ReceivedMessage) -> str:
@@ -197,7 +208,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        fault = self._state.take_fault("rcpt")
+        fault = self._state.take_recipient_fault(address) or self._state.take_fault("rcpt")
         if fault:
             return fault
         envelope.rcpt_tos.append(address)
@@ -356,6 +367,7 @@ class SmtpTestServer:
             self._state.stall_seconds = 0.0
             for queue in self._state.faults.values():
                 queue.clear()
+            self._state.recipient_faults.clear()
 
     # -- observing --------------------------------------------------------------------
 
@@ -407,6 +419,12 @@ class SmtpTestServer:
             raise ValueError(f"unknown stage {at!r}; use 'mail', 'rcpt' or 'data'")
         with self._state.lock:
             self._state.faults[at].append([code, text, count])
+
+    def refuse_recipient(self, address: str, code: int, text: str, count: int = 1) -> None:
+        """Answer ``RCPT TO:<address>`` with ``code text`` the next ``count`` times it comes
+        (other recipients of the same message are accepted as usual)."""
+        with self._state.lock:
+            self._state.recipient_faults[address.lower()] = [code, text, count]
 
     def drop_next_connection(self, count: int = 1) -> None:
         """Close the next ``count`` new connections at once, before the greeting."""

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Column,
     Connection,
@@ -35,7 +34,7 @@ from sqlalchemy import (
 )
 
 from docmail.adapters.db import tables as t
-from docmail.adapters.db.engine import alembic_config
+from docmail.adapters.db.schema import head_revisions
 from docmail.errors import Conflict, ValidationError
 
 TABLES: list[Table] = list(t.Base.metadata.sorted_tables)
@@ -74,7 +73,7 @@ def database_revision(conn: Connection) -> str:
 
 def code_revision(engine: Engine) -> str:
     """The Alembic head revision(s) of this docmail's migrations, comma-separated."""
-    return ",".join(sorted(ScriptDirectory.from_config(alembic_config(engine)).get_heads()))
+    return ",".join(head_revisions())
 
 
 def check_tables_known(conn: Connection) -> None:

@@ -11,8 +11,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +19,6 @@ from docmail.adapters.db.checkpoint import FALLBACK_PAGES
 from docmail.errors import ConfigurationError
 from docmail.extras import require
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PAGE_SIZE = 16_384
 SQLITE_FULL = 13
@@ -187,18 +184,3 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn.info["sqlite_begin_mode"] = "IMMEDIATE"
         with conn.begin():
             yield conn
-
-
-def alembic_config(engine: Engine) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["engine"] = engine
-    return cfg
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the database schema to the newest revisions (idempotent).
-
-    "heads": features may add migrations on branches of their own from one base.
-    """
-    command.upgrade(alembic_config(engine), "heads")

@@ -368,21 +368,69 @@ def mark_failed_attempt(
     reply: str | None,
     now: datetime,
 ) -> bool:
-    """Record a failed attempt: retry later (``retrying``/``queued``) or give up (``failed``)."""
+    """Record a failed attempt: retry later (``retrying``/``queued``) or give up (``failed``,
+    or ``sent`` when earlier attempts delivered to some recipients)."""
     values: dict[str, object] = {
         "state": state.value,
         "last_error": error,
         "smtp_code": code,
         "server_reply": reply,
-        "locked_until": None,
-        "updated_at": now,
     }
+    # ``sent`` here: the attempt failed, but an earlier one reached other recipients.
+    outcome = "failed" if state is MessageState.SENT else state.value
+    return _record_attempt(
+        engine, worker, claim, values, next_attempt_at, (outcome, code, error), now
+    )
+
+
+def _record_attempt(
+    engine: Engine,
+    worker: str,
+    claim: Claim,
+    values: dict[str, object],
+    next_attempt_at: datetime | None,
+    attempt: tuple[str, int | None, str | None],
+    now: datetime,
+) -> bool:
+    """Update the message (while this worker owns it) and finish its attempt, in one commit."""
+    values = {**values, "locked_until": None, "updated_at": now}
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     with engine.begin() as conn:
         result = conn.execute(_OWNED.values(**values), _claim_params(claim, worker))
-        _finish_attempt(conn, claim, state.value, code, error, now)
+        _finish_attempt(conn, claim, *attempt, now)
         return bool(result.rowcount)
+
+
+def mark_partial(
+    engine: Engine,
+    worker: str,
+    claim: Claim,
+    *,
+    state: MessageState,
+    next_attempt_at: datetime | None,
+    code: int,
+    reply: str,
+    error: str,
+    detail: str,
+    attempt_outcome: str,
+    now: datetime,
+) -> bool:
+    """Record an attempt the server accepted for some recipients and refused for others.
+
+    ``sent_at`` keeps the first acceptance; ``detail`` holds one line per recipient
+    (``domain.recipient_states``), ``error`` says who did not get it and why.
+    """
+    values: dict[str, object] = {
+        "state": state.value,
+        "sent_at": func.coalesce(t.Message.sent_at, now),
+        "smtp_code": code,
+        "server_reply": reply,
+        "last_error": error,
+    }
+    return _record_attempt(
+        engine, worker, claim, values, next_attempt_at, (attempt_outcome, code, detail), now
+    )
 
 
 def release(engine: Engine, worker: str, claims: list[Claim], now: datetime) -> None:
