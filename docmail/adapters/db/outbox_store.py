@@ -29,7 +29,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -256,12 +255,15 @@ def claim(
 
     Accounts are visited oldest work first (or only ``account_id``); each gives
     at most what its rate limits and concurrency allow, so limits hold across
-    any number of workers.
+    any number of workers, and at most its share of ``limit``, so one company's
+    backlog does not fill every claim while another company's mail waits.
     """
     claims: list[Claim] = []
     with write_transaction(engine) as conn:
-        for account in _due_accounts(conn, now, account_id):
-            wanted = limit - len(claims)
+        accounts = _due_accounts(conn, now, account_id)
+        share = -(-limit // max(len(accounts), 1))  # ceiling division
+        for account in accounts:
+            wanted = min(share, limit - len(claims))
             if wanted <= 0:
                 break
             if not _lock_account(conn, account.id):
@@ -504,37 +506,3 @@ def requeue(
     )
     notify_queued(session)
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def claim_batch(engine: Engine, worker: str, lease: timedelta, now: datetime) -> int | None:
-    """Take one batch waiting to be expanded (ready, or expanding with an expired lease)."""
-    with write_transaction(engine) as conn:
-        query = (
-            select(t.Batch.id)
-            .where(
-                t.Batch.state.in_(["ready", "expanding"]),
-                or_(t.Batch.locked_until.is_(None), t.Batch.locked_until < now),
-            )
-            .order_by(t.Batch.id)
-            .limit(1)
-        )
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        batch_id = conn.execute(query).scalar()
-        if batch_id is None:
-            return None
-        conn.execute(
-            update(t.Batch)
-            .where(t.Batch.id == batch_id)
-            .values(locked_until=now + lease, locked_by=worker)
-        )
-        return int(batch_id)
-
-
-def release_batch(engine: Engine, batch_id: int, worker: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(t.Batch)
-            .where(t.Batch.id == batch_id, t.Batch.locked_by == worker)
-            .values(locked_until=None, locked_by=None)
-        )
