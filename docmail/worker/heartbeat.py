@@ -6,7 +6,8 @@ Every ``interval`` seconds (``HEARTBEAT_SECONDS``, shorter with a short lease):
 2. the leases of the messages the worker holds are renewed, so a message that
    stays on the wire longer than the lease (a slow server) is not taken over by
    another worker and sent twice; only while the worker's loop is making
-   progress, so a hung worker still loses its claims when the lease runs out;
+   progress (within a lease plus the SMTP deadline), so a hung worker still
+   loses its claims when the lease runs out;
 3. the claims of workers whose heartbeat is older than ``STALE_AFTER`` (three
    missed beats) are released, so a killed worker's messages go out again
    within seconds of a restart (or at once through another worker).
@@ -94,7 +95,9 @@ class Heartbeat:
             self.count_sent(sent)  # counted with the next beat
             raise
         now = self.runtime.clock()
-        if self._progressing(self.lease.total_seconds()):
+        # One message may stay on the wire up to the SMTP deadline; a loop stuck
+        # for longer than that plus a lease is hung, and lets its leases run out.
+        if self._progressing(self.lease.total_seconds() + self.runtime.settings.smtp_deadline):
             leases.renew(self.runtime.engine, self.worker, self._held(), self.lease, now)
         freed = leases.release_stale(self.runtime.engine, now - STALE_AFTER)
         if freed.get("messages") or freed.get("batches"):
