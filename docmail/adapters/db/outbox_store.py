@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.engine import without_ping, write_transaction
+from docmail.adapters.smtp.limits import clip
 from docmail.domain.outbox import MessageState
 
 _CLAIMABLE = [MessageState.QUEUED.value, MessageState.RETRYING.value]
@@ -335,7 +336,7 @@ def mark_sent(
     engine: Engine, worker: str, claim: Claim, code: int, reply: str, now: datetime
 ) -> bool:
     """Record success; False if this worker no longer owns the message (lease lost)."""
-    params = {**_claim_params(claim, worker), "p_code": code, "p_reply": reply, "p_now": now}
+    params = {**_claim_params(claim, worker), "p_code": code, "p_reply": clip(reply), "p_now": now}
     if engine.dialect.name == "postgresql":
         return _mark_sent_unpinged(engine, params)
     with engine.begin() as conn:
@@ -370,7 +371,11 @@ def mark_failed_attempt(
     reply: str | None,
     now: datetime,
 ) -> bool:
-    """Record a failed attempt: retry later (``retrying``/``queued``) or give up (``failed``)."""
+    """Record a failed attempt: retry later (``retrying``/``queued``) or give up (``failed``).
+
+    The server's reply and the error are kept to their first 2,000 characters.
+    """
+    error, reply = clip(error) or "", clip(reply)
     values: dict[str, object] = {
         "state": state.value,
         "last_error": error,
