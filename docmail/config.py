@@ -57,6 +57,8 @@ class Settings:
     secret_keys: tuple[str, ...] = ()
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     smtp_timeout: float = 30.0
+    # One SMTP transaction (connect to the reply to DATA) ends by then, whatever the server does.
+    smtp_deadline: float = 120.0
     worker_poll_seconds: float = 1.0
     worker_lease_seconds: int = 300
     worker_batch_size: int = 50
@@ -107,6 +109,7 @@ class Settings:
             worker_lease_seconds=_int_env(env, "DOCMAIL_WORKER_LEASE_SECONDS", 300),
             metrics_token=env.get("DOCMAIL_METRICS_TOKEN") or None,
             smtp_timeout=float(env.get("DOCMAIL_SMTP_TIMEOUT") or 30.0),
+            smtp_deadline=float(env.get("DOCMAIL_SMTP_DEADLINE") or 120.0),
             worker_batch_size=_int_env(env, "DOCMAIL_WORKER_BATCH_SIZE", 50),
             outbound_allow=parse_networks(
                 _list_env(env, "DOCMAIL_OUTBOUND_ALLOW"), "DOCMAIL_OUTBOUND_ALLOW"

@@ -344,6 +344,7 @@ def smtp_settings(runtime: Runtime, account: t.MailAccount) -> SmtpSettings:
         username=account.username,
         password=password,
         timeout=runtime.settings.smtp_timeout,
+        deadline=runtime.settings.smtp_deadline,
         verify_tls=account.verify_tls,
         ca_file=runtime.settings.extra.get("smtp_ca_file"),
         outbound=runtime.outbound,

@@ -6,19 +6,27 @@ outbox messages chunk by chunk, one transaction per chunk: memory stays flat for
 (the chunk in flight rolls back whole and is done again). Small batches are
 expanded at once by the request; large ones by the workers, which take turns.
 Repeating a batch with the same idempotency key returns the first batch.
+
+Failures stay with what failed: a document whose email cannot be composed, for
+whatever reason, is that item's problem (its reason in the batch report) and the
+rest of the chunk goes on; a chunk that fails as a whole backs its batch off
+(``BATCH_RETRY_WAIT``, doubling) and after ``BATCH_ATTEMPTS`` quarantines it with
+the reason, so it is not retried every round and blocks no one else.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
+from docmail.adapters.db import batch_store
 from docmail.adapters.db import outbox_store as store
 from docmail.adapters.db import tables as t
 from docmail.domain.outbox import MessageState
@@ -30,10 +38,13 @@ from docmail.services.inputs import BatchIn, SendIn
 from docmail.services.runtime import Actor, Role, Runtime
 from docmail.services.sending import MessageDraft, build_message_draft
 
+log = logging.getLogger("docmail.batches")
 CHUNK_SIZE = 200
 INLINE_LIMIT = 500  # batches up to this size are expanded inside the request
 BATCH_LEASE = timedelta(minutes=2)
 BATCH_STARTED = "batch.started"
+BATCH_ATTEMPTS = 5  # chunks failed as a whole before the batch is quarantined
+BATCH_RETRY_WAIT = timedelta(seconds=10)  # after the first such failure; doubles each time
 
 Progress = Callable[[int, int], None]
 
@@ -73,6 +84,7 @@ class BatchStatus:
     delivery: dict[str, int]
     created_at: datetime
     finished_at: datetime | None
+    error: str | None = None  # why expansion failed as a whole (quarantined or backed off)
 
 
 def _get_batch(session: Session, actor: Actor, batch_id: int) -> t.Batch:
@@ -233,8 +245,24 @@ def _compose_group(
         )
     except DocmailError as exc:
         return _GroupOutcome(items, error=exc.message, field=exc.field)
+    except SQLAlchemyError:
+        raise  # the database's trouble, not this document's: the chunk fails as a whole
+    except Exception as exc:  # a bad document must not stop the batch
+        reason = f"the email could not be composed: {_describe(exc)}"
+        log.warning("batch %s: documents %s not queued: %s", batch.id, _doc_ids(items), reason)
+        return _GroupOutcome(items, error=reason)
     message.values["batch_id"] = batch.id
     return _GroupOutcome(items, message=message)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's type and words, short enough for a report and a log line."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _doc_ids(items: list[t.BatchItem]) -> str:
+    return ",".join(str(i.document_id) for i in items)
 
 
 def _started_by(session: Session, batch: t.Batch) -> str:
@@ -329,15 +357,43 @@ def expand_batch(runtime: Runtime, batch_id: int, progress: Progress | None = No
 
 
 def expand_next_batch(runtime: Runtime, worker: str) -> bool:
-    """Worker duty: take one waiting batch (with a lease) and expand one chunk of it."""
-    batch_id = store.claim_batch(runtime.engine, worker, BATCH_LEASE, runtime.clock())
+    """Worker duty: take one waiting batch (with a lease) and expand one chunk of it.
+
+    A chunk that fails as a whole is recorded on the batch (backed off, and
+    quarantined after ``BATCH_ATTEMPTS``) and logged in one line, not raised:
+    the worker's other duties go on.
+    """
+    batch_id = batch_store.claim_batch(runtime.engine, worker, BATCH_LEASE, runtime.clock())
     if batch_id is None:
         return False
     try:
         expand_chunk(runtime, batch_id)
-    finally:
-        store.release_batch(runtime.engine, batch_id, worker)
+    except Exception as exc:  # recorded on the batch, see above
+        _batch_failed(runtime, batch_id, worker, exc)
+    else:
+        batch_store.release_batch(runtime.engine, batch_id, worker, runtime.clock())
     return True
+
+
+def _batch_failed(runtime: Runtime, batch_id: int, worker: str, exc: Exception) -> None:
+    # A busy or unreachable database is transient: wait, but do not count it.
+    transient = isinstance(exc, OperationalError)
+    reason = _describe(exc)
+    attempts, quarantined = batch_store.fail_batch(
+        runtime.engine,
+        batch_id,
+        worker,
+        reason=reason,
+        counts=not transient,
+        first_wait=BATCH_RETRY_WAIT,
+        max_attempts=BATCH_ATTEMPTS,
+        now=runtime.clock(),
+    )
+    if quarantined:
+        log.error("batch %s quarantined after %s failed attempts: %s", batch_id, attempts, reason)
+    else:
+        kind = "transient" if transient else f"attempt {attempts} of {BATCH_ATTEMPTS}"
+        log.warning("batch %s failed (%s), backed off: %s", batch_id, kind, reason)
 
 
 def send_batch(
@@ -416,6 +472,7 @@ def get_batch(runtime: Runtime, actor: Actor, batch_id: int) -> BatchStatus:
             {s.value: delivery.get(s.value, 0) for s in MessageState},
             batch.created_at,
             batch.finished_at,
+            batch.last_error,
         )
 
 
@@ -476,5 +533,9 @@ def retry_failed(runtime: Runtime, actor: Actor, batch_id: int) -> dict[str, int
             batch.processed -= again
             batch.failed -= again
             batch.state, batch.finished_at = "ready", None
+        if batch.state == batch_store.QUARANTINED:  # asked to try again: a fresh budget
+            batch.state, batch.finished_at = "ready", None
+        if batch.state == "ready":
+            batch.attempts, batch.next_attempt_at, batch.last_error = 0, None, None
     runtime.wakeup()
     return {"requeued": requeued, "retried_documents": again}

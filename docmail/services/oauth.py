@@ -461,6 +461,7 @@ def oauth_transport_for(runtime: Runtime, account: t.MailAccount) -> Transport:
         security=account.security,
         username=account.username or account.from_email,
         timeout=runtime.settings.smtp_timeout,
+        deadline=runtime.settings.smtp_deadline,
         verify_tls=account.verify_tls,
         ca_file=runtime.settings.extra.get("smtp_ca_file"),
         oauth_token=source.access_token,

@@ -138,7 +138,8 @@ def _progress(request: Request, signed: Sender, batch_id: int) -> Response:
     runtime = runtime_of(request)
     status = batches.get_batch(runtime, signed.actor, batch_id)
     in_flight = sum(status.delivery.get(s, 0) for s in IN_FLIGHT)
-    finished = status.state == "done" and in_flight == 0
+    stopped = status.state == "quarantined"  # failed as a whole too often: see status.error
+    finished = (status.state == "done" or stopped) and in_flight == 0
     delivered = status.delivery.get("sent", 0) + status.delivery.get("failed", 0)
     emails = sum(status.delivery.values())
     problems = batches.batch_problems(runtime, signed.actor, batch_id) if finished else []
@@ -147,6 +148,7 @@ def _progress(request: Request, signed: Sender, batch_id: int) -> Response:
         "_batch_progress.html",
         batch=status,
         finished=finished,
+        stopped=stopped,
         delivered=delivered,
         emails=emails,
         problems=problems,

@@ -42,6 +42,16 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("Back to documents", "Volver a los documentos", "Voltar aos documentos"),
     ("Batch", "Lote", "Lote"),
     ("Batch finished", "Lote terminado", "Lote concluído"),
+    (
+        "This batch was stopped after failing repeatedly:",
+        "Este lote se detuvo tras fallar varias veces:",
+        "Este lote foi interrompido após falhar várias vezes:",
+    ),
+    (
+        "This batch failed and will be tried again:",
+        "Este lote falló y se intentará de nuevo:",
+        "Este lote falhou e será tentado de novo:",
+    ),
     ("Cancel", "Cancelar", "Cancelar"),
     ("Caught email", "Correo atrapado", "E-mail capturado"),
     ("Cc", "Cc", "Cc"),

@@ -1,5 +1,10 @@
 """The worker loop: expand batches, run due jobs, claim due messages and deliver them.
 
+The three are separate steps of a round: one that fails (a poison batch, a
+broken job, a database hiccup) is logged once, in one line, and the others
+still run. A heartbeat thread (docmail/worker/heartbeat.py) keeps the worker's
+leases and frees the claims of dead workers.
+
 Each account's messages go over one connection that stays open while there is
 work (docmail/worker/delivery.py sends them). The Message-ID is fixed when the
 message is queued, so a retry after an ambiguous failure carries the same
@@ -25,13 +30,13 @@ from docmail.adapters.smtp.transport import Transport
 from docmail.domain.outbox import RetryPolicy, policy_from_config
 from docmail.services.automation_scheduler import run_due_jobs
 from docmail.services.batches import expand_next_batch
-from docmail.services.operations import beat, forget_worker
+from docmail.services.operations import forget_worker
 from docmail.services.runtime import Runtime
 from docmail.worker.delivery import AccountDelivery
 from docmail.worker.events import process_due_events
+from docmail.worker.heartbeat import Heartbeat
 
 log = logging.getLogger("docmail.worker")
-HEARTBEAT_SECONDS = 10.0
 CLAIMS_AHEAD = 10  # further claims per account pass, each up to worker_batch_size
 
 
@@ -50,8 +55,12 @@ class Worker:
         self.policy = policy  # None: each account's own policy
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._sent_since_beat = 0
         self._transports: dict[int, tuple[Transport, object]] = {}
+        self._held: set[int] = set()  # ids of the messages claimed and not yet recorded
+        self._held_lock = threading.Lock()
+        self._moved = time.monotonic()  # when the loop last made progress
+        self._failing: dict[str, str] = {}  # step -> the failure last logged for it
+        self.heartbeat = Heartbeat(runtime, self.name, self.held, self._progressing)
         runtime.wake_listeners.append(self._wake.set)
 
     def stop(self) -> None:
@@ -61,48 +70,84 @@ class Worker:
     def run(self) -> None:
         """Deliver until :meth:`stop`; sleep until woken or the poll interval passes."""
         log.info("worker %s started", self.name)
-        last_beat = 0.0
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once() > 0
-                if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
-                    beat(self.runtime, self.name, self._sent_since_beat)
-                    self._sent_since_beat, last_beat = 0, time.monotonic()
-            except Exception:  # keep the loop alive; the error is logged with its traceback
-                log.exception("worker %s: round failed", self.name)
-                busy = False
-            if not busy:
-                self.close_transports()
-                self._wake.wait(self.runtime.settings.worker_poll_seconds)
-                self._wake.clear()
-        self.close_transports()
-        forget_worker(self.runtime, self.name)
+        self.heartbeat.start()
+        try:
+            while not self._stop.is_set():
+                if self.run_once() == 0:
+                    self.close_transports()
+                    self._wake.wait(self.runtime.settings.worker_poll_seconds)
+                    self._wake.clear()
+        finally:
+            self.heartbeat.stop()
+            self.close_transports()
+            forget_worker(self.runtime, self.name)
         log.info("worker %s stopped", self.name)
 
     def run_once(self) -> int:
-        """Expand one chunk of a waiting batch, run due jobs, evaluate documents' automation
+        """Expand one chunk of a waiting batch, run a due job, evaluate documents' automation
         events, then claim due messages and try each once.
 
-        Returns how much was done (batch chunk counts as one), 0 when idle.
+        Each is its own step: an exception in one is logged (once while it repeats)
+        and counts as nothing done, and the next step runs. Returns how much was
+        done (a batch chunk counts as one), 0 when idle or failing.
         """
-        expanded = expand_next_batch(self.runtime, self.name)
-        scheduled = run_due_jobs(self.runtime, self.name)  # cheap read when nothing is due
-        evaluated = process_due_events(self.runtime, self.name)  # documents' automation
-        return self._deliver_due() + int(expanded) + scheduled + evaluated
+        self._moved = time.monotonic()
+        expanded = self._step("batches", lambda: int(expand_next_batch(self.runtime, self.name)))
+        # cheap read when nothing is due
+        scheduled = self._step("jobs", lambda: run_due_jobs(self.runtime, self.name))
+        evaluated = self._step("automation", lambda: process_due_events(self.runtime, self.name))
+        return self._step("delivery", self._deliver_due) + expanded + scheduled + evaluated
+
+    def _step(self, step: str, work: Callable[[], int]) -> int:
+        """Run one step of the round; a failure is logged in one line when it is new."""
+        try:
+            done = work()
+        except Exception as exc:  # the step's own items record their failures; this is the rest
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._failing.get(step) != reason:
+                log.error("worker %s: round failed in %s: %s", self.name, step, reason[:1000])
+                log.debug("worker %s: %s failed", self.name, step, exc_info=True)
+            self._failing[step] = reason
+            return 0
+        if self._failing.pop(step, None) is not None:
+            log.info("worker %s: %s works again", self.name, step)
+        return done
+
+    def held(self) -> set[int]:
+        """The messages this worker has claimed and not yet recorded (for the heartbeat)."""
+        with self._held_lock:
+            return set(self._held)
+
+    def _progressing(self, within: float) -> bool:
+        return time.monotonic() - self._moved < within
+
+    def _stopping(self) -> bool:
+        """Asked before each message: the loop is moving; should it stop?"""
+        self._moved = time.monotonic()
+        return self._stop.is_set()
 
     def _deliver_due(self) -> int:
         claims = self._claim()
         by_account: dict[int, list[store.Claim]] = defaultdict(list)
         for item in claims:
             by_account[item.account_id].append(item)
-        # Each pass may claim more of its account's messages as it goes.
-        return sum(
-            self._deliver_account(account_id, items) for account_id, items in by_account.items()
-        )
+        # Each pass may claim more of its account's messages as it goes; one account's
+        # failure leaves its claims to their lease and the next account still gets its turn.
+        done, others = 0, len(by_account) > 1
+        try:
+            for account_id, items in by_account.items():
+                done += self._step(
+                    f"delivery for account {account_id}",
+                    lambda a=account_id, i=items: self._deliver_account(a, i, others),  # type: ignore[misc]
+                )
+        finally:
+            with self._held_lock:  # not renewed any more: a pass that failed left them to the lease
+                self._held.difference_update(c.message_id for c in claims)
+        return done
 
     def _claim(self, account_id: int | None = None) -> list[store.Claim]:
         settings = self.runtime.settings
-        return store.claim(
+        claims = store.claim(
             self.runtime.engine,
             self.name,
             settings.worker_batch_size,
@@ -110,14 +155,18 @@ class Worker:
             self.runtime.clock(),
             account_id,
         )
+        with self._held_lock:
+            self._held.update(c.message_id for c in claims)
+        return claims
 
-    def _claim_ahead(self, account_id: int) -> Callable[[], list[store.Claim]]:
+    def _claim_ahead(self, account_id: int, others: bool) -> Callable[[], list[store.Claim]]:
         """More of one account's messages, claimed while its connection is busy.
 
-        At most ``CLAIMS_AHEAD`` times per pass, so batches still get expanded,
-        due jobs run, other accounts get their turn and the heartbeat is written.
+        At most ``CLAIMS_AHEAD`` times per pass, so batches still get expanded and
+        due jobs run; only once when ``others`` (other accounts had due messages
+        in this round's claim), so they get their turn soon.
         """
-        left = CLAIMS_AHEAD
+        left = 1 if others else CLAIMS_AHEAD
 
         def more() -> list[store.Claim]:
             nonlocal left
@@ -141,7 +190,9 @@ class Worker:
             self.close_transports()
         return total
 
-    def _deliver_account(self, account_id: int, items: list[store.Claim]) -> int:
+    def _deliver_account(
+        self, account_id: int, items: list[store.Claim], others: bool = False
+    ) -> int:
         """Deliver one account's claims and those claimed ahead; how many were handled."""
         transport, policy = self._transport(account_id)
         delivery = AccountDelivery(
@@ -150,17 +201,20 @@ class Worker:
             transport,
             policy,
             items,
-            self._stop.is_set,
-            more=self._claim_ahead(account_id),
+            self._stopping,
+            more=self._claim_ahead(account_id, others),
         )
         try:
             keep = delivery.run()
         except BaseException:
             self._close_transport(account_id)  # its session state is unknown now
             raise
+        finally:
+            with self._held_lock:
+                self._held.difference_update(c.message_id for c in delivery.claims)
+            self.heartbeat.count_sent(delivery.sent)
         if not keep:
             self._close_transport(account_id)
-        self._sent_since_beat += delivery.sent
         return len(delivery.claims)
 
     def _transport(self, account_id: int) -> tuple[Transport, RetryPolicy]:

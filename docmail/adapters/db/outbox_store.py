@@ -29,7 +29,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -39,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.db.engine import without_ping, write_transaction
+from docmail.adapters.smtp.limits import clip
 from docmail.domain.outbox import MessageState
 
 _CLAIMABLE = [MessageState.QUEUED.value, MessageState.RETRYING.value]
@@ -256,12 +256,15 @@ def claim(
 
     Accounts are visited oldest work first (or only ``account_id``); each gives
     at most what its rate limits and concurrency allow, so limits hold across
-    any number of workers.
+    any number of workers, and at most its share of ``limit``, so one company's
+    backlog does not fill every claim while another company's mail waits.
     """
     claims: list[Claim] = []
     with write_transaction(engine) as conn:
-        for account in _due_accounts(conn, now, account_id):
-            wanted = limit - len(claims)
+        accounts = _due_accounts(conn, now, account_id)
+        share = -(-limit // max(len(accounts), 1))  # ceiling division
+        for account in accounts:
+            wanted = min(share, limit - len(claims))
             if wanted <= 0:
                 break
             if not _lock_account(conn, account.id):
@@ -333,7 +336,7 @@ def mark_sent(
     engine: Engine, worker: str, claim: Claim, code: int, reply: str, now: datetime
 ) -> bool:
     """Record success; False if this worker no longer owns the message (lease lost)."""
-    params = {**_claim_params(claim, worker), "p_code": code, "p_reply": reply, "p_now": now}
+    params = {**_claim_params(claim, worker), "p_code": code, "p_reply": clip(reply), "p_now": now}
     if engine.dialect.name == "postgresql":
         return _mark_sent_unpinged(engine, params)
     with engine.begin() as conn:
@@ -369,7 +372,11 @@ def mark_failed_attempt(
     now: datetime,
 ) -> bool:
     """Record a failed attempt: retry later (``retrying``/``queued``) or give up (``failed``,
-    or ``sent`` when earlier attempts delivered to some recipients)."""
+    or ``sent`` when earlier attempts delivered to some recipients).
+
+    The server's reply and the error are kept to their first 2,000 characters.
+    """
+    error, reply = clip(error) or "", clip(reply)
     values: dict[str, object] = {
         "state": state.value,
         "last_error": error,
@@ -552,37 +559,3 @@ def requeue(
     )
     notify_queued(session)
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def claim_batch(engine: Engine, worker: str, lease: timedelta, now: datetime) -> int | None:
-    """Take one batch waiting to be expanded (ready, or expanding with an expired lease)."""
-    with write_transaction(engine) as conn:
-        query = (
-            select(t.Batch.id)
-            .where(
-                t.Batch.state.in_(["ready", "expanding"]),
-                or_(t.Batch.locked_until.is_(None), t.Batch.locked_until < now),
-            )
-            .order_by(t.Batch.id)
-            .limit(1)
-        )
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        batch_id = conn.execute(query).scalar()
-        if batch_id is None:
-            return None
-        conn.execute(
-            update(t.Batch)
-            .where(t.Batch.id == batch_id)
-            .values(locked_until=now + lease, locked_by=worker)
-        )
-        return int(batch_id)
-
-
-def release_batch(engine: Engine, batch_id: int, worker: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(t.Batch)
-            .where(t.Batch.id == batch_id, t.Batch.locked_by == worker)
-            .values(locked_until=None, locked_by=None)
-        )

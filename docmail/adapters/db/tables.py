@@ -201,7 +201,8 @@ class DocumentAttachment(Base):
 class Batch(Base):
     """Many documents sent at once; expanded into messages chunk by chunk.
 
-    ``state``: receiving (items being stored) -> ready -> expanding -> done.
+    ``state``: receiving (items being stored) -> ready -> expanding -> done, or
+    quarantined (``last_error``) after chunks failed as a whole too many times.
     A worker that dies while expanding leaves a lease that another worker takes over.
     """
 
@@ -221,6 +222,10 @@ class Batch(Base):
     locked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # A chunk that fails as a whole backs the batch off; too many: state "quarantined".
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class BatchItem(Base):

@@ -16,12 +16,14 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, cast
 
 from docmail.adapters.outbound import OutboundPolicy
+from docmail.adapters.smtp.limits import BoundedReplies
 from docmail.adapters.smtp.replies import (
     ErrorContext,
     _is_disconnect,
@@ -50,7 +52,8 @@ class SmtpSettings:
     security: str  # "starttls" | "ssl" | "none"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
+    timeout: float = 30.0  # per step (connect, each reply)
+    deadline: float = 120.0  # the whole transaction, connect to the reply to DATA
     verify_tls: bool = True  # certificate + hostname checks ON by default
     ca_file: str | None = None  # extra CA bundle, trusted in addition to the system's
     local_hostname: str | None = None
@@ -78,6 +81,8 @@ class SmtpSettings:
             )
         if self.timeout <= 0:
             raise ValidationError("the SMTP timeout must be more than 0 seconds", field="timeout")
+        if self.deadline <= 0:
+            raise ValidationError("the SMTP deadline must be more than 0 seconds", field="deadline")
 
     @property
     def server(self) -> str:
@@ -133,16 +138,24 @@ def send_meanwhile(
 # --------------------------------------------------------------------------------------
 
 
-class _Client(smtplib.SMTP):
+class _Client(BoundedReplies):
     """smtplib.SMTP that connects through the outbound policy (when given), remembers the
-    greeting line and refuses a server that does not greet as an SMTP server."""
+    greeting line, refuses a server that does not greet as an SMTP server, and ends by
+    its deadline (``BoundedReplies``)."""
 
     greeting = ""
     outbound: OutboundPolicy | None = None
 
-    def __init__(self, *args: Any, outbound: OutboundPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        outbound: OutboundPolicy | None = None,
+        deadline_at: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         if outbound is not None:
             self.outbound = outbound  # before smtplib's __init__ connects
+        self.deadline_at = deadline_at
         super().__init__(*args, **kwargs)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
@@ -150,6 +163,7 @@ class _Client(smtplib.SMTP):
         # to; TLS (SMTP_SSL, starttls) still verifies the certificate against ``host``,
         # which smtplib keeps as ``_host``.
         source = cast(tuple[str, int] | None, self.source_address)
+        timeout = self.time_left(timeout)
         if self.outbound is None:
             return socket.create_connection((host, port), timeout, source)
         return self.outbound.connect(host, port, timeout, source)
@@ -173,8 +187,15 @@ class _Client(smtplib.SMTP):
 class _SslClient(smtplib.SMTP_SSL, _Client):
     """``_Client`` with TLS from the first byte (SMTP_SSL wraps ``_Client``'s socket)."""
 
-    def __init__(self, *args: Any, outbound: OutboundPolicy | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        outbound: OutboundPolicy | None = None,
+        deadline_at: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.outbound = outbound
+        self.deadline_at = deadline_at
         smtplib.SMTP_SSL.__init__(self, *args, **kwargs)
 
 
@@ -278,9 +299,10 @@ class SmtpTransport:
             self._drop(polite=True)
             progress = _Progress()
             try:
-                conn, answer = self._open(progress)
+                conn, answer = self._open(progress, self._deadline())
             except (OSError, DeliveryError, UnicodeError) as exc:
                 raise self._translated(exc, progress) from exc
+            conn.deadline_at = None  # until the next transaction
             self._conn = conn
             return answer
 
@@ -298,11 +320,14 @@ class SmtpTransport:
         payload: _Payload,
         meanwhile: Meanwhile | None = None,
     ) -> SendResult:
+        deadline = self._deadline()  # one for both attempts
         for attempt in (1, 2):
             reused = self._conn is not None
             progress = _Progress()
             try:
-                return self._transaction(progress, envelope_from, recipients, payload, meanwhile)
+                return self._transaction(
+                    progress, envelope_from, recipients, payload, meanwhile, deadline
+                )
             except (OSError, DeliveryError, UnicodeError) as exc:
                 self._recover(exc)
                 stale = reused and not progress.mail_accepted and _is_disconnect(exc)
@@ -318,11 +343,27 @@ class SmtpTransport:
         recipients: list[str],
         payload: _Payload,
         meanwhile: Meanwhile | None = None,
+        deadline: float | None = None,
     ) -> SendResult:
         conn = self._conn
         if conn is None:
-            conn, _ = self._open(progress)
+            conn, _ = self._open(progress, deadline)
             self._conn = conn
+        conn.deadline_at = deadline
+        try:
+            return self._exchange(conn, progress, envelope_from, recipients, payload, meanwhile)
+        finally:
+            conn.deadline_at = None  # an idle connection's QUIT is not bound by it
+
+    def _exchange(
+        self,
+        conn: _Connection,
+        progress: _Progress,
+        envelope_from: str,
+        recipients: list[str],
+        payload: _Payload,
+        meanwhile: Meanwhile | None,
+    ) -> SendResult:
         progress.phase = "MAIL FROM"
         options = self._mail_options(conn, envelope_from, recipients, payload)
         code, resp = _envelope_command(conn, "mail", "FROM", envelope_from, options)
@@ -370,12 +411,15 @@ class SmtpTransport:
 
     # -- connecting -------------------------------------------------------------------
 
-    def _open(self, progress: _Progress) -> tuple[_Connection, str]:
+    def _deadline(self) -> float:
+        return time.monotonic() + self.settings.deadline
+
+    def _open(self, progress: _Progress, deadline: float | None) -> tuple[_Connection, str]:
         """Connect, greet, secure and log in; the connection is closed again on failure."""
         s = self.settings
         progress.phase = "connect"
         tls = self._tls_context() if s.security != "none" else None
-        conn = self._connect(tls)
+        conn = self._connect(tls, deadline)
         try:
             progress.phase = "EHLO"
             conn.ehlo_or_helo_if_needed()
@@ -391,9 +435,13 @@ class SmtpTransport:
             conn.close()
             raise
 
-    def _connect(self, tls: ssl.SSLContext | None) -> _Connection:
+    def _connect(self, tls: ssl.SSLContext | None, deadline: float | None) -> _Connection:
         s = self.settings
-        options: dict[str, Any] = {"local_hostname": s.local_hostname, "timeout": s.timeout}
+        options: dict[str, Any] = {
+            "local_hostname": s.local_hostname,
+            "timeout": s.timeout,
+            "deadline_at": deadline,
+        }
         if s.security == "ssl":
             return _SslClient(s.host, s.port, context=tls, outbound=s.outbound, **options)
         return _Client(s.host, s.port, outbound=s.outbound, **options)

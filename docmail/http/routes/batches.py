@@ -52,6 +52,8 @@ def _status_json(status: batches.BatchStatus) -> Json:
         "delivery": status.delivery,
         "created_at": status.created_at.isoformat(),
         "finished_at": status.finished_at.isoformat() if status.finished_at else None,
+        # Why expansion failed as a whole: backed off (still "ready"/"expanding") or "quarantined".
+        "error": status.error,
     }
 
 
