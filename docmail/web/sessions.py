@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
 from docmail.adapters.db import throttle
@@ -66,14 +67,18 @@ class SignedIn:
 
 
 def memberships_of(runtime: Runtime, user_id: int) -> tuple[Membership, ...]:
-    with runtime.session() as session:
-        rows = session.execute(
-            select(t.Membership.company_id, t.Company.name, t.Membership.role)
-            .join(t.Company, t.Company.id == t.Membership.company_id)
-            .where(t.Membership.user_id == user_id)
-            .order_by(t.Membership.company_id)
-        ).all()
-        return tuple(Membership(cid, name, Role(role)) for cid, name, role in rows)
+    with runtime.read_session() as session:
+        return _memberships(session, user_id)
+
+
+def _memberships(session: Session, user_id: int) -> tuple[Membership, ...]:
+    rows = session.execute(
+        select(t.Membership.company_id, t.Company.name, t.Membership.role)
+        .join(t.Company, t.Company.id == t.Membership.company_id)
+        .where(t.Membership.user_id == user_id)
+        .order_by(t.Membership.company_id)
+    ).all()
+    return tuple(Membership(cid, name, Role(role)) for cid, name, role in rows)
 
 
 def check_password(runtime: Runtime, email: str, password: str) -> int | None:
@@ -122,28 +127,46 @@ def switch_company(runtime: Runtime, signed: SignedIn, company_id: int) -> bool:
 
 
 def load_session(runtime: Runtime, token: str | None) -> SignedIn | None:
-    """The signed-in user for a cookie token, or None (unknown, expired or no membership)."""
+    """The signed-in user for a cookie token, or None (unknown, expired or no membership).
+
+    Every page asks this, so it reads in a read session (no SQLite write lock, which
+    would make every request of every company queue behind one another); it writes
+    only to end an expired session or, every few minutes, to note the session's use.
+    """
     if not token:
         return None
-    now = runtime.clock()
-    with runtime.session() as session:
-        row = session.get(t.WebSession, token_hash(token))
+    now, key = runtime.clock(), token_hash(token)
+    with runtime.read_session() as session:
+        row = session.get(t.WebSession, key)
         if row is None:
             return None
-        if row.expires_at <= now or row.created_at + MAX_AGE <= now:
-            session.delete(row)
-            return None
-        if now - row.last_seen_at >= TOUCH_EVERY:
-            row.last_seen_at, row.expires_at = now, now + IDLE_TIMEOUT
+        expired = row.expires_at <= now or row.created_at + MAX_AGE <= now
+        touch = now - row.last_seen_at >= TOUCH_EVERY
         user = session.get_one(t.User, row.user_id)
         found = (row.id, user.id, user.email, user.name, user.language, row.csrf_token)
         company_id = row.company_id
-    memberships = memberships_of(runtime, found[1])
+        memberships = _memberships(session, user.id)
+    if expired or touch:
+        _note_use(runtime, key, now, expired)
+        if expired:
+            return None
     member = next((m for m in memberships if m.company_id == company_id), None)
     if member is None:
         return None
     actor = Actor(company_id, member.role, user_id=found[1], label=f"user:{found[2]}")
     return SignedIn(*found, actor=actor, memberships=memberships)
+
+
+def _note_use(runtime: Runtime, key: str, now: datetime, expired: bool) -> None:
+    with runtime.session() as session:
+        if expired:
+            session.execute(delete(t.WebSession).where(t.WebSession.id == key))
+        else:
+            session.execute(
+                update(t.WebSession)
+                .where(t.WebSession.id == key)
+                .values(last_seen_at=now, expires_at=now + IDLE_TIMEOUT)
+            )
 
 
 def set_language(runtime: Runtime, user_id: int, language: str) -> None:
