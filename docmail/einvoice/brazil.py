@@ -5,13 +5,31 @@ from __future__ import annotations
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from docmail.einvoice.model import EInvoice, TaxParty, invalid, parse_day, parse_decimal, require
+from docmail.einvoice.model import (
+    NFE_TDEC_1110V,
+    NFE_TDEC_1302,
+    EInvoice,
+    TaxParty,
+    check_count,
+    checked_amount,
+    invalid,
+    parse_amount,
+    parse_day,
+    require,
+)
 from docmail.einvoice.safexml import Reader
 
 NFE_NS = "http://www.portalfiscal.inf.br/nfe"
 CTE_NS = "http://www.portalfiscal.inf.br/cte"
 AUTHORISED = {"100", "150"}  # autorizado o uso; autorizado fora de prazo
-MAX_ITEMS = 500
+MAX_ITEMS = 500  # items kept for the printed form
+#: Authorised NF-e/CT-e XML (nfeProc/cteProc): SEFAZ's messages are at most 500 KB
+#: (Manual de Orientação do Contribuinte 7.0); twice that for the protocol and indentation.
+MAX_XML_BYTES = 1024 * 1024
+#: NF-e layout 4.00: det/@nItem is TnItem, 1 to 990 (leiauteNFe_v4.00.xsd).
+NFE_MAX_ITEMS = 990
+#: Item values checked by their layout type (qCom, a TDec_1104v, is printed as written).
+ITEM_AMOUNTS = {"vUnCom": NFE_TDEC_1110V, "vProd": NFE_TDEC_1302}
 # CT-e ``toma``: which party pays the freight (and so receives the CT-e).
 TAKER_ROLES = {"0": "rem", "1": "exped", "2": "receb", "3": "dest"}
 
@@ -54,11 +72,23 @@ def _number(serie: str | None, number: str) -> str:
 
 
 def _items(r: Reader, info: Element) -> list[dict[str, str]]:
-    keys = ("cProd", "xProd", "NCM", "CFOP", "uCom", "qCom", "vUnCom", "vProd")
+    items = r.findall(info, "det")
+    check_count(len(items), "det", NFE_MAX_ITEMS, "the NF-e 4.00 layout (nItem 1-990)")
+    keys = ("cProd", "xProd", "NCM", "CFOP", "uCom", "qCom")
     return [
-        {k: r.text(det, f"prod/{k}") or "" for k in keys}
-        for det in r.findall(info, "det")[:MAX_ITEMS]
+        {
+            **{k: r.text(det, f"prod/{k}") or "" for k in keys},
+            **{
+                k: checked_amount(r.text(det, f"prod/{k}"), f"det/prod/{k}", rule)
+                for k, rule in ITEM_AMOUNTS.items()
+            },
+        }
+        for det in items[:MAX_ITEMS]
     ]
+
+
+def _total(r: Reader, info: Element, name: str) -> str:
+    return checked_amount(r.text(info, f"total/ICMSTot/{name}"), f"ICMSTot/{name}", NFE_TDEC_1302)
 
 
 def parse_nfe(root: Element) -> EInvoice:
@@ -72,7 +102,7 @@ def parse_nfe(root: Element) -> EInvoice:
     ide = r.find(info, "ide")
     number = require(r.text(ide, "nNF"), "ide nNF")
     issuer = _party(r, r.find(info, "emit"), "emitente")
-    total = parse_decimal(r.text(info, "total/ICMSTot/vNF"), "total vNF")
+    total = parse_amount(r.text(info, "total/ICMSTot/vNF"), "ICMSTot/vNF", NFE_TDEC_1302)
     nfe: dict[str, Any] = {
         "modelo": r.text(ide, "mod") or "",
         "serie": r.text(ide, "serie") or "",
@@ -87,8 +117,8 @@ def parse_nfe(root: Element) -> EInvoice:
         "motivo": protocol["xMotivo"],
         "emitente_ie": r.text(info, "emit/IE") or "",
         "emitente_fantasia": r.text(info, "emit/xFant") or "",
-        "valor_produtos": r.text(info, "total/ICMSTot/vProd") or "",
-        "valor_icms": r.text(info, "total/ICMSTot/vICMS") or "",
+        "valor_produtos": _total(r, info, "vProd"),
+        "valor_icms": _total(r, info, "vICMS"),
         "itens": _items(r, info),
     }
     return EInvoice(
@@ -154,7 +184,7 @@ def parse_cte(root: Element) -> EInvoice:
         issue_date=parse_day(cte["data_emissao"], "ide dhEmi"),
         issuer=_party(r, r.find(info, "emit"), "emitente"),
         receiver=taker,
-        total=parse_decimal(r.text(info, "vPrest/vTPrest"), "vPrest vTPrest"),
+        total=parse_amount(r.text(info, "vPrest/vTPrest"), "vPrest/vTPrest", NFE_TDEC_1302),
         currency="BRL",
         fiscal_id=key,
         data={"cte": cte},

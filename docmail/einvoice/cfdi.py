@@ -7,11 +7,14 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from docmail.einvoice.model import (
+    CFDI_IMPORTE,
     EInvoice,
     TaxParty,
+    check_count,
+    checked_amount,
     invalid,
+    parse_amount,
     parse_day,
-    parse_decimal,
     require,
 )
 from docmail.einvoice.safexml import descendant
@@ -24,6 +27,9 @@ RETENTION_NAMESPACES = {
 TFD_NS = "http://www.sat.gob.mx/TimbreFiscalDigital"
 PAGOS_NAMESPACES = ("http://www.sat.gob.mx/Pagos20", "http://www.sat.gob.mx/Pagos")
 MAX_LINES = 500  # concept lines kept for the printed form
+#: SAT's Anexo 20 sets no number of Conceptos; docmail refuses more than this (a CFDI with
+#: 5,000 lines is already a few MB; the PACs' own size limits are lower).
+MAX_CONCEPTOS = 5000
 
 # TipoDeComprobante -> docmail document type; T (traslado) and N (nómina) are not mailed here.
 CFDI_TYPES = {"I": "invoice", "E": "credit_note", "P": "payment"}
@@ -47,16 +53,21 @@ def _stamp(root: Element) -> dict[str, str]:
 
 
 def _concepts(root: Element, ns: str) -> list[dict[str, str]]:
-    lines = root.findall(f"{{{ns}}}Conceptos/{{{ns}}}Concepto")[:MAX_LINES]
-    keys = ("ClaveProdServ", "Cantidad", "ClaveUnidad", "Unidad", "Descripcion")
+    lines = root.findall(f"{{{ns}}}Conceptos/{{{ns}}}Concepto")
+    check_count(len(lines), "Conceptos/Concepto", MAX_CONCEPTOS, "docmail")
+    keys = ("ClaveProdServ", "ClaveUnidad", "Unidad", "Descripcion")
     return [
         {
             **{k: c.get(k, "") for k in keys},
-            "ValorUnitario": c.get("ValorUnitario", ""),
-            "Importe": c.get("Importe", ""),
+            **{k: _amount(c, "Concepto", k) for k in ("Cantidad", "ValorUnitario", "Importe")},
         }
-        for c in lines
+        for c in lines[:MAX_LINES]
     ]
+
+
+def _amount(el: Element, where: str, attribute: str) -> str:
+    """An attribute of ``el`` checked as a t_Importe (kept as written)."""
+    return checked_amount(el.get(attribute), f"{where}/@{attribute}", CFDI_IMPORTE)
 
 
 def _pagos(root: Element) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -75,9 +86,9 @@ def _pagos(root: Element) -> tuple[list[dict[str, Any]], dict[str, str]]:
                 "folio": d.get("Folio", ""),
                 "moneda": d.get("MonedaDR", ""),
                 "num_parcialidad": d.get("NumParcialidad", ""),
-                "imp_saldo_ant": d.get("ImpSaldoAnt", ""),
-                "imp_pagado": d.get("ImpPagado", ""),
-                "imp_saldo_insoluto": d.get("ImpSaldoInsoluto", ""),
+                "imp_saldo_ant": _amount(d, "DoctoRelacionado", "ImpSaldoAnt"),
+                "imp_pagado": _amount(d, "DoctoRelacionado", "ImpPagado"),
+                "imp_saldo_insoluto": _amount(d, "DoctoRelacionado", "ImpSaldoInsoluto"),
             }
             for d in pago.findall(f"{{{ns}}}DoctoRelacionado")
         ]
@@ -86,8 +97,8 @@ def _pagos(root: Element) -> tuple[list[dict[str, Any]], dict[str, str]]:
                 "fecha_pago": pago.get("FechaPago", ""),
                 "forma_pago": pago.get("FormaDePagoP", ""),
                 "moneda": pago.get("MonedaP", ""),
-                "tipo_cambio": pago.get("TipoCambioP", ""),
-                "monto": pago.get("Monto", ""),
+                "tipo_cambio": _amount(pago, "Pago", "TipoCambioP"),
+                "monto": _amount(pago, "Pago", "Monto"),
                 "num_operacion": pago.get("NumOperacion", ""),
                 "documentos": docs,
             }
@@ -100,11 +111,14 @@ def _pagos(root: Element) -> tuple[list[dict[str, Any]], dict[str, str]]:
 def _payment_total(payments: list[dict[str, Any]], totals: dict[str, str]) -> tuple[Any, str]:
     """Pagos 2.0 states the total in MXN; otherwise sum the payments of one currency."""
     if totals.get("MontoTotalPagos"):
-        return parse_decimal(totals["MontoTotalPagos"], "Pagos Totales MontoTotalPagos"), "MXN"
+        where = "Pagos/Totales/@MontoTotalPagos"
+        return parse_amount(totals["MontoTotalPagos"], where, CFDI_IMPORTE), "MXN"
     currencies = {p["moneda"] for p in payments}
     if len(currencies) != 1:
         return None, "MXN"
-    amounts = [parse_decimal(p["monto"], "Pago Monto") or Decimal(0) for p in payments]
+    amounts = [
+        parse_amount(p["monto"], "Pago/@Monto", CFDI_IMPORTE) or Decimal(0) for p in payments
+    ]
     return sum(amounts, Decimal(0)), currencies.pop()
 
 
@@ -122,7 +136,7 @@ def parse_cfdi(root: Element, ns: str) -> EInvoice:
     receptor = root.find(f"{{{ns}}}Receptor")
     if emisor is None or receptor is None:
         raise invalid("file: the CFDI lacks its Emisor or Receptor")
-    total = parse_decimal(root.get("Total"), "Comprobante Total")
+    total = parse_amount(root.get("Total"), "Comprobante/@Total", CFDI_IMPORTE)
     currency = root.get("Moneda") or "MXN"
     cfdi = {
         "version": root.get("Version", ""),
@@ -133,10 +147,10 @@ def parse_cfdi(root: Element, ns: str) -> EInvoice:
         "forma_pago": root.get("FormaPago", ""),
         "metodo_pago": root.get("MetodoPago", ""),
         "moneda": currency,
-        "tipo_cambio": root.get("TipoCambio", ""),
-        "subtotal": root.get("SubTotal", ""),
-        "descuento": root.get("Descuento", ""),
-        "total": root.get("Total", ""),
+        "tipo_cambio": _amount(root, "Comprobante", "TipoCambio"),
+        "subtotal": _amount(root, "Comprobante", "SubTotal"),
+        "descuento": _amount(root, "Comprobante", "Descuento"),
+        "total": (root.get("Total") or "").strip(),
         "lugar_expedicion": root.get("LugarExpedicion", ""),
         "no_certificado": root.get("NoCertificado", ""),
         "emisor_regimen": emisor.get("RegimenFiscal", ""),
@@ -171,7 +185,7 @@ def parse_cfdi(root: Element, ns: str) -> EInvoice:
 
 def _tax_total(root: Element, ns: str, attribute: str) -> str:
     taxes = root.find(f"{{{ns}}}Impuestos")
-    return "" if taxes is None else taxes.get(attribute, "")
+    return "" if taxes is None else _amount(taxes, "Impuestos", attribute)
 
 
 def _timbre(stamp: dict[str, str]) -> dict[str, str]:
@@ -215,8 +229,10 @@ def parse_retention(root: Element, ns: str) -> EInvoice:
         "totales": {k: v for k, v in (totals.attrib if totals is not None else {}).items()},
         "timbre": _timbre(stamp),
     }
-    total = parse_decimal(
-        totals.get("MontoTotRet") if totals is not None else None, "Totales MontoTotRet"
+    total = parse_amount(
+        totals.get("MontoTotRet") if totals is not None else None,
+        "Totales/@MontoTotRet",
+        CFDI_IMPORTE,
     )
     return EInvoice(
         country="MX",

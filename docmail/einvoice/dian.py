@@ -6,7 +6,17 @@ from decimal import Decimal
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from docmail.einvoice.model import EInvoice, TaxParty, invalid, parse_day, parse_decimal, require
+from docmail.einvoice.model import (
+    DIAN_AMOUNT,
+    EInvoice,
+    TaxParty,
+    check_count,
+    checked_amount,
+    invalid,
+    parse_amount,
+    parse_day,
+    require,
+)
 from docmail.einvoice.safexml import Reader, local, namespace, parse_xml
 
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -23,7 +33,9 @@ _KINDS = {
     "CreditNote": ("credit_note", "91", "CreditNoteLine", "CreditedQuantity", "LegalMonetaryTotal"),
     "DebitNote": ("debit_note", "92", "DebitNoteLine", "DebitedQuantity", "RequestedMonetaryTotal"),
 }
-MAX_LINES = 500
+MAX_LINES = 500  # lines kept for the printed form
+#: DIAN's Anexo Técnico sets no number of lines; docmail refuses more than this.
+MAX_UBL_LINES = 5000
 
 
 class _Ubl:
@@ -76,21 +88,27 @@ def _party(root: Element, role: str) -> tuple[TaxParty, dict[str, str]]:
 
 
 def _lines(root: Element, line_tag: str, quantity_tag: str) -> list[dict[str, str]]:
+    lines = U.findall(root, f"cac:{line_tag}")
+    check_count(len(lines), f"cac:{line_tag}", MAX_UBL_LINES, "docmail")
     return [
         {
             "id": U.text(line, "cbc:ID") or "",
             "quantity": U.text(line, f"cbc:{quantity_tag}") or "",
             "description": U.text(line, "cac:Item/cbc:Description") or "",
-            "price": U.text(line, "cac:Price/cbc:PriceAmount") or "",
-            "amount": U.text(line, "cbc:LineExtensionAmount") or "",
+            "price": _amount(line, "cac:Price/cbc:PriceAmount"),
+            "amount": _amount(line, "cbc:LineExtensionAmount"),
         }
-        for line in U.findall(root, f"cac:{line_tag}")[:MAX_LINES]
+        for line in lines[:MAX_LINES]
     ]
+
+
+def _amount(el: Element | None, path: str) -> str:
+    return checked_amount(U.text(el, path), path, DIAN_AMOUNT)
 
 
 def _tax_total(root: Element) -> str:
     amounts = [
-        parse_decimal(U.text(t, "cbc:TaxAmount"), "TaxTotal TaxAmount")
+        parse_amount(U.text(t, "cbc:TaxAmount"), "cac:TaxTotal/cbc:TaxAmount", DIAN_AMOUNT)
         for t in U.findall(root, "cac:TaxTotal")
     ]
     return str(sum((a for a in amounts if a is not None), Decimal(0)))
@@ -117,9 +135,9 @@ def parse_ubl(root: Element, attached: dict[str, Any] | None = None) -> EInvoice
         "supplier_dv": supplier_extra["dv"],
         "supplier_trade_name": supplier_extra["trade_name"],
         "customer_dv": customer_extra["dv"],
-        "line_extension": U.text(totals, "cbc:LineExtensionAmount") or "",
-        "tax_exclusive": U.text(totals, "cbc:TaxExclusiveAmount") or "",
-        "tax_inclusive": U.text(totals, "cbc:TaxInclusiveAmount") or "",
+        "line_extension": _amount(totals, "cbc:LineExtensionAmount"),
+        "tax_exclusive": _amount(totals, "cbc:TaxExclusiveAmount"),
+        "tax_inclusive": _amount(totals, "cbc:TaxInclusiveAmount"),
         "tax_total": _tax_total(root),
         "payable": U.text(totals, "cbc:PayableAmount") or "",
         "lines": _lines(root, line_tag, quantity_tag),
@@ -137,7 +155,7 @@ def parse_ubl(root: Element, attached: dict[str, Any] | None = None) -> EInvoice
         ),
         issuer=supplier,
         receiver=customer,
-        total=parse_decimal(U.text(totals, "cbc:PayableAmount"), "PayableAmount"),
+        total=parse_amount(U.text(totals, "cbc:PayableAmount"), "cbc:PayableAmount", DIAN_AMOUNT),
         currency=U.text(root, "cbc:DocumentCurrencyCode") or "COP",
         fiscal_id=(cufe.text or "").strip(),
         data={"dian": dian},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from docmail.errors import ValidationError
@@ -66,16 +68,75 @@ class EInvoice:
         return {**self.data, "einvoice": summary}
 
 
-def parse_decimal(text: str | None, what: str) -> Decimal | None:
+@dataclass(frozen=True)
+class AmountRule:
+    """An official decimal type: digits before the point, decimals after it, and whether a
+    minus sign is allowed. No exponent, NaN or Infinity (``Decimal`` takes ``1e100000000``,
+    whose printed form is a 133 MB string)."""
+
+    name: str
+    integer_digits: int
+    min_decimals: int
+    max_decimals: int
+    signed: bool = False
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return _amount_pattern(self)
+
+    def describe(self) -> str:
+        decimals = (
+            f"{self.max_decimals}"
+            if self.min_decimals == self.max_decimals
+            else f"{self.min_decimals} to {self.max_decimals}"
+        )
+        sign = "an optional minus, " if self.signed else ""
+        return (
+            f"{self.name} amount ({sign}up to {self.integer_digits} digits, optionally a point "
+            f"and {decimals} decimals; no exponent)"
+        )
+
+
+@cache
+def _amount_pattern(rule: AmountRule) -> re.Pattern[str]:
+    sign = "-?" if rule.signed else ""
+    decimals = f"[0-9]{{{rule.min_decimals},{rule.max_decimals}}}"
+    return re.compile(rf"{sign}[0-9]{{1,{rule.integer_digits}}}(?:\.{decimals})?", re.ASCII)
+
+
+#: SAT's CFDI 4.0 / Pagos 2.0 / Retenciones 2.0 ``t_Importe``: [0-9]{1,18}(.[0-9]{1,6})?
+#: (Anexo 20; the same pattern bounds Cantidad and TipoCambio). Never negative.
+CFDI_IMPORTE = AmountRule("CFDI t_Importe", 18, 1, 6)
+#: NF-e/CT-e layout 4.00 (tiposBasico_v4.00.xsd): TDec_1302 for totals and item values
+#: (13 digits, 2 decimals), TDec_1110v for vUnCom (11 digits, 1 to 10 decimals).
+NFE_TDEC_1302 = AmountRule("NF-e TDec_1302", 13, 2, 2)
+NFE_TDEC_1110V = AmountRule("NF-e TDec_1110v", 11, 1, 10)
+#: UBL 2.1 AmountType is xsd:decimal (a sign allowed, no exponent); DIAN's Anexo Técnico
+#: takes up to 6 decimals. The 18 integer digits are docmail's bound (as CFDI's).
+DIAN_AMOUNT = AmountRule("DIAN UBL 2.1", 18, 1, 6, signed=True)
+
+
+def parse_amount(text: str | None, where: str, rule: AmountRule) -> Decimal | None:
+    """The amount at ``where`` (e.g. ``Comprobante/@Total``) if it follows ``rule``."""
     if text is None or text.strip() == "":
         return None
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise invalid(f"file: {what} {text!r} is not a number") from None
-    if not value.is_finite():
-        raise invalid(f"file: {what} {text!r} is not a number")
-    return value
+    value = text.strip()
+    if not rule.pattern.fullmatch(value):
+        shown = value if len(value) <= 40 else f"{value[:40]}..."
+        raise invalid(f"file: {where} {shown!r} is not a {rule.describe()}")
+    return Decimal(value)
+
+
+def checked_amount(text: str | None, where: str, rule: AmountRule) -> str:
+    """``text`` (kept as written, for the printed form) once it follows ``rule``."""
+    parse_amount(text, where, rule)
+    return (text or "").strip()
+
+
+def check_count(count: int, where: str, limit: int, source: str) -> None:
+    """Refuse more repeated elements than the format allows (``source`` says who set it)."""
+    if count > limit:
+        raise invalid(f"file: {count:,} {where} elements; {source} allows at most {limit:,}")
 
 
 def parse_day(text: str | None, what: str) -> date | None:

@@ -7,7 +7,8 @@ Colombia. Every value from the XML is HTML-escaped (Jinja autoescape).
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -19,17 +20,25 @@ LAYOUTS = {"MX": "mx.html", "BR": "br.html", "CO": "co.html"}
 SEPARATORS = {"MX": (",", "."), "BR": (".", ","), "CO": (".", ",")}
 
 
+#: What the readers let through (einvoice/model.py: at most 18 digits, 10 decimals, no
+#: exponent), with room to spare; anything else is printed as written, never expanded.
+_PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,12})?", re.ASCII)
+
+
 def _amount(value: object, country: str = "MX") -> str:
-    """``1950`` -> ``1,950.00`` (MX) or ``1.950,00`` (BR, CO); text that is no number stays."""
+    """``1950`` -> ``1,950.00`` (MX) or ``1.950,00`` (BR, CO); text that is no plain amount stays.
+
+    ``Decimal(str(value))`` took ``1e100000000`` and ``{:,.2f}`` wrote all its digits
+    (133 MB): only amounts written out in digits are formatted.
+    """
     if value is None or value == "":
         return ""
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return str(value)
+    text = str(value).strip()
+    if not _PLAIN_AMOUNT.fullmatch(text):
+        return text
     thousands, decimal = SEPARATORS.get(country, (",", "."))
-    text = f"{number:,.2f}"
-    return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
+    formatted = f"{Decimal(text):,.2f}"
+    return formatted.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
 
 
 def _group(text: str, size: int = 4) -> str:

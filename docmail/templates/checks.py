@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 from jinja2 import Environment, TemplateSyntaxError, meta, nodes
 
+from docmail.templates.limits import MAX_BLOCK_NESTING, MAX_BRACKET_NESTING
 from docmail.templates.sandbox import ALLOWED_FILTERS, BoundedEnvironment
 
 
@@ -49,16 +50,91 @@ def find_problems(
 ) -> list[Problem]:
     """Every problem of one template part, in line order."""
     found: list[_Found] = list(_line_breaks(source)) if field == "subject" else []
+    too_deep = _nesting_problem(env, source)
+    if too_deep is not None:
+        found.append(too_deep)
+    else:
+        try:
+            found.extend(_parsed_problems(env, source, schema, clean=not found))
+        except (RecursionError, MemoryError, OverflowError, SyntaxError):
+            # Long chains (1 + 1 + ... or a.b.c...) nest in the tree without brackets.
+            found.append((_busiest_line(env, source), _TOO_COMPLEX))
+    found.sort(key=lambda item: item[0] or 0)
+    return [Problem(field, line, message) for line, message in found]
+
+
+def _parsed_problems(
+    env: BoundedEnvironment, source: str, schema: Mapping[str, Schema], clean: bool
+) -> list[_Found]:
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
-        found.append((exc.lineno, f"syntax error: {exc.message}"))
-    else:
-        found.extend(_static_problems(env, ast, schema))
-        if not found:
-            found.extend(_compile_problems(env, source))
-    found.sort(key=lambda item: item[0] or 0)
-    return [Problem(field, line, message) for line, message in found]
+        return [(exc.lineno, f"syntax error: {exc.message}")]
+    found = list(_static_problems(env, ast, schema))
+    if clean and not found:
+        found.extend(_compile_problems(env, source))
+    return found
+
+
+_TOO_COMPLEX = (
+    "this expression is too long or nested too deeply to compile; split it with {% set %}"
+)
+_OPENERS = frozenset("([{")
+_CLOSERS = frozenset(")]}")
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "autoescape", "block", "set"})
+
+
+def _nesting_problem(env: BoundedEnvironment, source: str) -> _Found | None:
+    """The first line where brackets or blocks nest deeper than Python can compile."""
+    brackets = blocks = 0
+    tag: list[str] | None = None  # names and operators of the {% ... %} being read
+    try:
+        for line, kind, value in env.lex(source):
+            if kind == "operator" and value in _OPENERS:
+                brackets += 1
+            elif kind == "operator" and value in _CLOSERS:
+                brackets -= 1
+            elif kind == "block_begin":
+                tag = []
+            elif kind == "block_end" and tag is not None:
+                blocks, tag = blocks + _block_step(tag), None
+            if tag is not None and kind in ("name", "operator"):
+                tag.append(value)
+            if brackets > MAX_BRACKET_NESTING or blocks > MAX_BLOCK_NESTING:
+                return line, (
+                    f"brackets may be nested at most {MAX_BRACKET_NESTING} deep and blocks "
+                    f"at most {MAX_BLOCK_NESTING}; split the expression with {{% set %}} "
+                    "or flatten the blocks"
+                )
+    except TemplateSyntaxError:
+        return None  # reported with its line by the parser
+    return None
+
+
+def _block_step(tag: list[str]) -> int:
+    """+1 for a tag that opens a block, -1 for one that closes it."""
+    if not tag:
+        return 0
+    if tag[0].startswith("end"):
+        return -1
+    if tag[0] == "set":
+        return 0 if "=" in tag else 1  # {% set x %}...{% endset %} is a block
+    return 1 if tag[0] in _BLOCKS else 0
+
+
+def _busiest_line(env: BoundedEnvironment, source: str) -> int | None:
+    """The line where the template's longest {{ }} or {% %} begins."""
+    best: tuple[int, int | None] = (0, None)
+    count, start = 0, None
+    try:
+        for line, kind, _value in env.lex(source):
+            if kind in ("variable_begin", "block_begin"):
+                count, start = 0, line
+            count += 1
+            best = max(best, (count, start), key=lambda item: item[0])
+    except TemplateSyntaxError:
+        pass
+    return best[1]
 
 
 def _static_problems(

@@ -8,6 +8,8 @@ too large is refused before Python builds it, and a render stops at its deadline
 
 from __future__ import annotations
 
+import codecs
+import encodings
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
@@ -16,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from encodings.aliases import aliases as codec_aliases
 from typing import Any, cast
 
 from docmail.errors import TemplateError
@@ -23,6 +26,24 @@ from docmail.errors import TemplateError
 MAX_FORMAT_WIDTH = 1000
 MAX_INT_BITS = 256  # whole numbers are for small arithmetic, not for 9**(9**9)
 MAX_SCALAR_TEXT = 400  # a number written out by % (a float with %f has up to 309 digits)
+#: Decimals as large as whole numbers may be (10**77 is about 2**256), and no finer than
+#: 10**-77: turning ``Decimal('1e999999')`` into an int or text takes seconds in one call.
+MAX_DECIMAL_EXPONENT = 77
+#: Brackets inside one another: Jinja's parser and compiler recurse once per level
+#: (several Python frames each), so 300 nested parentheses exhaust the stack.
+MAX_BRACKET_NESTING = 50
+#: Blocks ({% for %}, {% if %}, {% macro %}...) inside one another: Python compiles a
+#: template's loops into at most 20 nested blocks ("too many statically nested blocks").
+MAX_BLOCK_NESTING = 16
+#: Codecs written in C that run in linear time. The others are pure Python and some are
+#: quadratic (``'...'.encode('punycode')`` on 10,000 distinct characters takes 16 s in one
+#: call, which no deadline checked between operations can stop).
+ALLOWED_CODECS = frozenset({"utf_8", "ascii", "latin_1"})
+#: Error handlers whose output is no longer than the text (the others write ``\N{...}``
+#: or ``&#...;`` per character, up to 35 times the input).
+ALLOWED_CODEC_ERRORS = frozenset(
+    {"strict", "ignore", "replace", "surrogateescape", "surrogatepass"}
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,10 @@ def _heavy_children(container: Any) -> list[Any]:
 
 
 def check_size(value: Any, limit: int, what: str = "an expression") -> Any:
-    if type(value) in _SCALARS:  # most printed values: nothing to measure
+    kind = type(value)
+    if kind in _SCALARS:  # most printed values: nothing to measure
+        if kind is int or kind is Decimal:
+            check_number(value)
         return value
     size = len(value) if type(value) is str else weight(value, limit)
     if size > limit:
@@ -122,6 +146,50 @@ def check_size(value: Any, limit: int, what: str = "an expression") -> Any:
 def check_sizes(values: Iterable[Any], limit: int, what: str) -> None:
     for value in values:
         check_size(value, limit, what)
+
+
+def check_number(value: int | Decimal) -> None:
+    """Refuse whole numbers over :data:`MAX_INT_BITS` and decimals beyond 10**±77.
+
+    Made or received by a template, such a number costs seconds in a single operation
+    that no deadline can interrupt: dividing two million-bit ints, or ``|int`` of
+    ``Decimal('1e999990')`` (made with ``scaleb`` or ``**``).
+    """
+    if type(value) is int:
+        _check_int_bits(value.bit_length())
+    elif isinstance(value, Decimal) and value.is_finite():
+        exponent = value.as_tuple().exponent
+        if value.adjusted() > MAX_DECIMAL_EXPONENT or int(exponent) < -MAX_DECIMAL_EXPONENT:
+            raise TemplateError(
+                f"the number {value:.6E} has more than {MAX_DECIMAL_EXPONENT} digits before "
+                "or after the decimal point; use smaller numbers"
+            )
+
+
+def check_codec(encoding: Any, errors: Any) -> None:
+    """``encode``/``decode`` only with the linear C codecs (utf-8, ascii, latin-1)."""
+    name = "utf-8" if encoding is None else encoding
+    if not isinstance(name, str) or not _linear_codec(name):
+        shown = repr(name[:40] if isinstance(name, str | bytes) else name)
+        raise TemplateError(
+            f"the codec {shown} is not available in templates; use 'utf-8', 'ascii' or 'latin-1'"
+        )
+    if errors is not None and errors not in ALLOWED_CODEC_ERRORS:
+        shown = repr(errors[:40] if isinstance(errors, str) else errors)
+        raise TemplateError(
+            f"the error handler {shown} is not available in templates; "
+            f"use one of: {', '.join(sorted(ALLOWED_CODEC_ERRORS))}"
+        )
+
+
+def _linear_codec(name: str) -> bool:
+    key = encodings.normalize_encoding(name).lower()
+    if codec_aliases.get(key, key) not in ALLOWED_CODECS:
+        return False  # decided before codecs.lookup, which may import a codec's module
+    try:
+        return codecs.lookup(name).name in ("utf-8", "ascii", "iso8859-1")
+    except LookupError:
+        return False
 
 
 # --------------------------------------------------------------------------- pre-checks
@@ -236,7 +304,9 @@ def check_text_method(
     limit: int,
 ) -> tuple[Any, ...]:
     """Bound calls of ``str``/``bytes``/``int`` methods; returns the (materialised) args."""
-    if name in ("center", "ljust", "rjust", "zfill"):
+    if name in ("encode", "decode") and isinstance(receiver, str | bytes):
+        check_codec(_arg(args, kwargs, 0, "encoding"), _arg(args, kwargs, 1, "errors"))
+    elif name in ("center", "ljust", "rjust", "zfill"):
         check_width_arg(name, _arg(args, kwargs, 0, "width"), limit)
     elif name == "to_bytes":
         check_width_arg(name, _arg(args, kwargs, 0, "length"), limit)

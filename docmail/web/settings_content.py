@@ -238,10 +238,26 @@ def template_preview(
     request: Request, signed: AdminPost, form: Posted, code: str, lang: str
 ) -> Response:
     templates.get_template(runtime_of(request), signed.actor, code, lang)
-    values = _preview_values(
-        runtime_of(request), signed.actor, _source(form), _document_id(form), lang
-    )
+    source = _source(form)
+    try:
+        _template_in(source)  # an unsaved template is no larger than a saved one may be
+    except PydanticError as exc:
+        problems = _input_problems(exc)
+        return render(
+            request, "settings/_template_preview.html", 422, rendered=None, problems=problems
+        )
+    values = _preview_values(runtime_of(request), signed.actor, source, _document_id(form), lang)
     return render(request, "settings/_template_preview.html", **values)
+
+
+def _template_in(source: TemplateSource) -> TemplateIn:
+    return TemplateIn(
+        subject=source.subject, body_html=source.body_html, body_text=source.body_text
+    )
+
+
+def _input_problems(exc: PydanticError) -> dict[str, list[dict[str, Any]]]:
+    return {k: [{"field": k, "line": None, "message": v}] for k, v in field_errors(exc).items()}
 
 
 @router.post("/settings/templates/{code}/{lang}")
@@ -250,17 +266,9 @@ def template_save(
 ) -> Response:
     runtime, source = runtime_of(request), _source(form)
     try:
-        data = TemplateIn(
-            subject=source.subject, body_html=source.body_html, body_text=source.body_text
-        )
-        templates.save_template(runtime, signed.actor, code, lang, data)
+        templates.save_template(runtime, signed.actor, code, lang, _template_in(source))
     except (TemplateError, PydanticError) as exc:
-        errors = field_errors(exc) if isinstance(exc, PydanticError) else {}
-        problems = (
-            _problems(exc)
-            if isinstance(exc, TemplateError)
-            else {k: [{"field": k, "line": None, "message": v}] for k, v in errors.items()}
-        )
+        problems = _problems(exc) if isinstance(exc, TemplateError) else _input_problems(exc)
         return render(
             request,
             "settings/template_editor.html",

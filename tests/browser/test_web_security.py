@@ -210,3 +210,20 @@ def test_the_send_dialog_offers_to_reconnect_a_mailbox_and_comes_back_to_the_doc
         follow_redirects=False,
     )
     assert refused.status_code == 403
+
+
+def test_previewing_a_template_over_the_saved_size_is_refused_naming_the_part(
+    web: tuple,
+) -> None:
+    runtime, world = web
+    client = signed_in(runtime, world.admin)
+    token = csrf(client, "/settings/templates/invoice/es")
+    form = {"subject": "Factura", "body_html": "<p>Hola</p>", "body_text": "Hola"}
+    url = "/settings/templates/invoice/es/preview"
+    common = {"csrf_token": token, "document_id": str(world.invoice_id)}
+    assert client.post(url, data={**form, **common}).status_code == 200
+    answer = client.post(url, data={**form, **common, "body_text": "{{ 1 }}" * 40_000})
+    assert answer.status_code == 422
+    assert 'data-field="body_text"' in answer.text
+    assert "200000 characters" in answer.text
+    assert "<iframe" not in answer.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -325,6 +326,47 @@ def test_checking_a_template_never_saves_it(world: World) -> None:
     assert error["field"] == "body_html"
     assert template_is_default(world)
     assert all(not t["custom"] for t in world.api("GET", "/templates", 200)["items"])
+
+
+DEEP_TEMPLATES = {
+    "parentheses": "{{ " + "(" * 10_000 + "1" + ")" * 10_000 + " }}",
+    "if blocks": "{% if 1 %}" * 5_000 + "x" + "{% endif %}" * 5_000,
+    "a long chain": "{{ 1" + " + 1" * 20_000 + " }}",
+}
+
+
+@pytest.mark.parametrize("nested", DEEP_TEMPLATES.values(), ids=DEEP_TEMPLATES)
+def test_a_template_nested_deeper_than_the_parser_takes_is_a_422_with_its_line(
+    world: World, nested: str
+) -> None:
+    body = {**GOOD_TEMPLATE, "body_text": "Hola\n" + nested}
+    for method, path in (("POST", "/templates/check"), ("PUT", "/templates/invoice/es")):
+        error = world.error(method, path, 422, json=body)
+        assert error["field"] == "body_text", error
+        assert error["line"] == 2, error
+    assert template_is_default(world)
+
+
+@pytest.mark.parametrize("part", ["subject", "body_html", "body_text"])
+def test_checking_a_template_over_the_saved_size_is_a_422_naming_the_part(
+    world: World, part: str
+) -> None:
+    body = {**GOOD_TEMPLATE, part: "x" * 200_001}
+    error = world.error("POST", "/templates/check", 422, json=body)
+    assert part in error["field"], error
+
+
+def test_a_saved_template_that_encodes_with_punycode_stops_compose_quickly_naming_the_codec(
+    world: World, sendable: int
+) -> None:
+    distinct = "".join(chr(c) for c in range(0x100, 0x100 + 10_000))
+    body = {**GOOD_TEMPLATE, "body_text": "Hola\n{{ '" + distinct + "'.encode('punycode') }}"}
+    world.api("PUT", "/templates/invoice/es", 200, json=body)  # passes the static checks
+    started = time.monotonic()
+    error = world.error("GET", f"/documents/{sendable}/compose", 422)
+    assert time.monotonic() - started < 3
+    assert error["field"] == "body_text" and error["line"] == 2
+    assert "'punycode'" in error["error"]
 
 
 # -- documents: sizes, attachments ---------------------------------------------------------
