@@ -108,7 +108,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def _dispose_runtimes() -> Iterator[None]:
     yield
     from tests.support.app import dispose_all
+    from tests.support.outbox import kill_leftover_workers
 
+    kill_leftover_workers()
     dispose_all()
 
 

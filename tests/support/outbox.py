@@ -112,12 +112,27 @@ def start_worker(
         **env_overrides,
     }
     with log.open("ab") as output:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "docmail", "worker", "--concurrency", str(concurrency)],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+    STARTED.append(process)
+    return process
+
+
+# Every worker process a test started; tests/conftest.py kills those still alive after
+# each test, so a failing test cannot leave workers polling (and loading the machine).
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def kill_leftover_workers() -> None:
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def states(runtime: Runtime) -> Counter[str]:
