@@ -187,6 +187,7 @@ def test_settings_and_catcher_pages_render_for_an_admin(live: Live) -> None:
                 raw=b"From: facturacion@acme.mx\r\nTo: finance@cli01.mx\r\n"
                 b"Subject: Factura F-0001\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
                 b"<p>Estimado cliente, le enviamos su factura.</p>\r\n",
+                company_id=live.world.company_id,  # what this company's outbox sent
             )
         )
     pages = {
