@@ -6,8 +6,10 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
+from docmail.adapters.db.engine import make_engine
 from docmail.bootstrap import build_runtime
 from docmail.config import Settings
 from docmail.services.companies import create_company
@@ -49,3 +51,12 @@ def test_an_existing_world_readable_database_is_narrowed_when_opened(tmp_path: P
     create_company(runtime, "ACME SA de CV")
     assert oct(_mode(database)) == "0o600"
     assert oct(_mode(data_dir / "docmail.sqlite3-wal")) == "0o600"
+
+
+def test_an_in_memory_database_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        make_engine(url).dispose()
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,7 +92,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     A SQLite file (and its -wal/-shm) is made readable by this user only.
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1].split("?", 1)[0]
+        # "sqlite://" and "sqlite:///:memory:" are in memory: no file to make private.
+        path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:"):
             private_sqlite_file(Path(path))
         engine = create_engine(
