@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from docmail.adapters.db import tables as t
-from docmail.adapters.oauth.providers import OAUTH_KINDS, installation_registry
+from docmail.adapters.oauth.providers import OAUTH_KINDS, OAuthProvider, installation_registry
 from docmail.adapters.outbound import OutboundRefused
 from docmail.adapters.ses import SesSettings, SesTransport
 from docmail.adapters.smtp.transport import SmtpSettings, SmtpTransport, Transport
@@ -60,29 +60,15 @@ def _kind_values(runtime: Runtime, data: AccountIn) -> dict[str, Any]:
     values = data.model_dump(exclude={"password", "retry_policy", *_SES_FIELDS})
     if data.kind in OAUTH_KINDS:
         provider = installation_registry(runtime.settings.extra).get(data.kind)
-        values["host"] = provider.smtp_host
-        values["port"] = provider.smtp_port
-        values["security"] = provider.smtp_security
-        values["verify_tls"] = True
+        given = {name: getattr(data, name) for name in data.model_fields_set}
+        _refuse_unpinned(provider, {k: v for k, v in given.items() if v is not None})
+        values.update(_pin(provider))
         values["username"] = data.username or data.from_email
-        _check_pinned_input(provider.label, values, data)
     elif data.kind == "ses":
         values["host"] = data.endpoint_url or f"email.{data.region}.amazonaws.com"
         values["port"], values["security"] = 443, "ssl"
         values["username"] = data.access_key_id
     return values
-
-
-def _check_pinned_input(label: str, values: dict[str, Any], data: AccountIn) -> None:
-    for name in ("host", "port", "security", "verify_tls"):
-        given = getattr(data, name)
-        if name in data.model_fields_set and given is not None and given != values[name]:
-            raise ValidationError(
-                f"{label} accounts send through {values['host']}:{values['port']}; "
-                f"leave {name} empty",
-                field=name,
-                value=given,
-            )
 
 
 def _check_owner(session: Session, company_id: int, user_id: int | None) -> None:
@@ -217,25 +203,32 @@ def _forget_secrets(account: t.MailAccount) -> None:
     account.oauth_token = None  # delete-orphan: the token row goes with the same commit
 
 
-def _check_pinned(runtime: Runtime, account: t.MailAccount, changes: dict[str, Any]) -> None:
-    """Gmail and Microsoft accounts send only through their provider's SMTP server."""
-    if account.kind not in OAUTH_KINDS:
-        return
-    provider = installation_registry(runtime.settings.extra).get(account.kind)
-    pinned = {
+def _pin(provider: OAuthProvider) -> dict[str, Any]:
+    """Where a Gmail or Microsoft account sends: its provider's server, certificate checked."""
+    return {
         "host": provider.smtp_host,
         "port": provider.smtp_port,
         "security": provider.smtp_security,
         "verify_tls": True,
     }
-    for name, value in pinned.items():
-        if name in changes and changes[name] != value:
+
+
+def _refuse_unpinned(provider: OAuthProvider, given: dict[str, Any]) -> None:
+    """Refuse any of ``given`` that would move an OAuth account off its provider's server."""
+    for name, value in _pin(provider).items():
+        if name in given and given[name] != value:
             raise ValidationError(
                 f"{provider.label} accounts send through {provider.smtp_host}:"
                 f"{provider.smtp_port} with its certificate checked; {name} cannot be changed",
                 field=name,
-                value=changes[name],
+                value=given[name],
             )
+
+
+def _check_pinned(runtime: Runtime, account: t.MailAccount, changes: dict[str, Any]) -> None:
+    """Gmail and Microsoft accounts send only through their provider's SMTP server."""
+    if account.kind in OAUTH_KINDS:
+        _refuse_unpinned(installation_registry(runtime.settings.extra).get(account.kind), changes)
 
 
 def list_accounts(

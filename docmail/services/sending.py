@@ -197,11 +197,9 @@ def _queue(
     template must not make every other request wait. A key seen before answers
     the earlier message, before and again inside the write (a concurrent twin).
     """
-    if key:
-        with runtime.read_session() as session:
-            if (earlier := find_by_key(session, actor, key)) is not None:
-                return _replay(earlier, print_)
     with runtime.read_session() as session:
+        if key and (earlier := find_by_key(session, actor, key)) is not None:
+            return _replay(earlier, print_)
         draft = make(session)
     try:
         with runtime.session() as session:

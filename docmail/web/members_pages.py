@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from docmail.errors import DocmailError
+from docmail.errors import DocmailError, NotFound
 from docmail.services import members, oauth
 from docmail.services.runtime import Role
 from docmail.web.forms import Posted, field_errors, text
@@ -117,7 +117,7 @@ def user_remove(
             (m for m in members.members(runtime, signed.actor) if m.user_id == user_id), None
         )
         if member is None:
-            members.end_sessions(runtime, signed.actor, user_id)  # raises the 404
+            raise NotFound(f"member {user_id} not found", field="user_id", value=user_id)
         return render(request, "settings/user_remove.html", member=member)
     members.remove_member(runtime, signed.actor, user_id)
     return _done("removed")

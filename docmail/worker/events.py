@@ -31,17 +31,16 @@ BATCH = 50
 def _claim(runtime: Runtime, worker: str, limit: int) -> list[t.AutomationEvent]:
     now = runtime.clock()
     free = or_(t.AutomationEvent.locked_until.is_(None), t.AutomationEvent.locked_until < now)
-    with runtime.session() as session:
-        due = select(t.AutomationEvent.id).where(
-            and_(
-                t.AutomationEvent.state == "pending",
-                t.AutomationEvent.next_attempt_at <= now,
-                free,
-            )
-        )
+    due = select(t.AutomationEvent.id).where(
+        and_(t.AutomationEvent.state == "pending", t.AutomationEvent.next_attempt_at <= now, free)
+    )
+    # Every round of every worker asks; only when something is due does it take the
+    # write lock (on SQLite the whole database's) to lease it.
+    with runtime.read_session() as session:
         ids = list(session.scalars(due.order_by(t.AutomationEvent.id).limit(limit)))
-        if not ids:
-            return []
+    if not ids:
+        return []
+    with runtime.session() as session:
         session.execute(
             update(t.AutomationEvent)
             .where(t.AutomationEvent.id.in_(ids), free)
